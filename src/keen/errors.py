@@ -1,0 +1,87 @@
+"""Error types. Each carries the CLI exit code and the HTTP status it maps to."""
+
+from __future__ import annotations
+
+
+class KeenError(Exception):
+    """Base of every error keen raises on purpose.
+
+    `exit_code` is what the CLI exits with; `code` is a stable machine-readable name used in
+    JSON output and API error envelopes.
+    """
+
+    exit_code = 1
+    http_status = 500
+    code = "error"
+
+    def __init__(self, message: str, *, details: dict | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class ConfigError(KeenError):
+    """Configuration is missing or wrong (a key, a provider, a setting)."""
+
+    exit_code = 2
+    http_status = 400
+    code = "config_error"
+
+
+class InputError(KeenError):
+    """Input from outside (CLI argument, vision file, request body) is invalid."""
+
+    exit_code = 2
+    http_status = 422
+    code = "invalid_input"
+
+
+class NotFoundError(KeenError):
+    exit_code = 2
+    http_status = 404
+    code = "not_found"
+
+
+class WorkspaceError(KeenError):
+    """The workspace cannot be used as asked (dirty tree, not a directory, git failure)."""
+
+    exit_code = 2
+    http_status = 409
+    code = "workspace_error"
+
+
+class PathEscapeError(KeenError):
+    """A tool path resolves outside the workspace or into git internals."""
+
+    exit_code = 1
+    http_status = 400
+    code = "path_refused"
+
+
+class ModelCallError(KeenError):
+    """A model call failed. `kind` says how, which decides whether it is retried.
+
+    kinds: rate_limit, overloaded, server_error, timeout, connection (retryable);
+    context_length (handled by condensing); bad_request, auth, script_exhausted, invalid_response
+    (fatal).
+    """
+
+    RETRYABLE = frozenset({"rate_limit", "overloaded", "server_error", "timeout", "connection"})
+    code = "model_error"
+
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, details={"kind": kind, "status": status})
+        self.kind = kind
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in self.RETRYABLE
