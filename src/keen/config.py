@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     # A JSON file of price overrides: {"<model name>": {"input_mtok": ..., "output_mtok": ...,
     # "cache_read_mtok": ..., "cache_write_mtok": ...}} in USD per million tokens.
     keen_prices_file: Path | None = Field(default=None, alias="KEEN_PRICES_FILE")
+    # First retry delay of model calls in seconds (doubles per attempt unless retry-after says).
+    keen_retry_base_delay: float = Field(default=1.0, ge=0, alias="KEEN_RETRY_BASE_DELAY")
 
     @field_validator("keen_home", mode="after")
     @classmethod

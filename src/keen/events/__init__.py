@@ -1,0 +1,16 @@
+"""Events: the append-only log every view reads (envelope, sink, in-process bus)."""
+
+from keen.events.bus import EventBus, LiveDelta, Subscription
+from keen.events.sink import EventSink, EventStore, RecordingSink
+from keen.events.types import Event, SessionRef
+
+__all__ = [
+    "Event",
+    "EventBus",
+    "EventSink",
+    "EventStore",
+    "LiveDelta",
+    "RecordingSink",
+    "SessionRef",
+    "Subscription",
+]

@@ -1,0 +1,109 @@
+"""Money limits of an agent tree and the `Meter` the loop reserves and charges through.
+
+A `Budget` is a limit with an optional parent: a child's budget is its own cap and its parent's
+remainder at the same time, so the whole tree never spends more than the root's `--budget`.
+Before each model call the loop reserves the call's worst case (a hold); after it, the actual
+cost is charged and the hold released. Server modes plug a credit-ledger meter in here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol
+
+from keen.errors import KeenError
+
+WARNING_FRACTION = Decimal("0.8")
+
+
+class BudgetExhausted(KeenError):
+    """The next call's worst case does not fit in what is left."""
+
+    code = "budget_exhausted"
+
+
+@dataclass
+class Budget:
+    limit: Decimal
+    parent: Budget | None = None
+    spent: Decimal = Decimal(0)
+    held: Decimal = Decimal(0)
+    _warned: bool = field(default=False, repr=False)
+
+    def child(self, cap: Decimal | None = None) -> Budget:
+        """A budget for a child: at most `cap` and never more than this budget has left."""
+        remaining = self.available()
+        limit = remaining if cap is None else min(cap, remaining)
+        return Budget(limit=max(limit, Decimal(0)), parent=self)
+
+    def available(self) -> Decimal:
+        own = self.limit - self.spent - self.held
+        return own if self.parent is None else min(own, self.parent.available())
+
+    def root(self) -> Budget:
+        return self if self.parent is None else self.parent.root()
+
+    def _chain(self) -> list[Budget]:
+        return [self] if self.parent is None else [self, *self.parent._chain()]
+
+    def hold(self, amount: Decimal) -> None:
+        if amount > self.available():
+            raise BudgetExhausted(
+                f"the next model call may cost up to ${amount:.4f} but only "
+                f"${max(self.available(), Decimal(0)):.4f} of the budget is left"
+            )
+        for budget in self._chain():
+            budget.held += amount
+
+    def settle(self, held: Decimal, actual: Decimal) -> None:
+        for budget in self._chain():
+            budget.held -= held
+            budget.spent += actual
+
+    def release(self, held: Decimal) -> None:
+        for budget in self._chain():
+            budget.held -= held
+
+    def crossed_warning(self) -> bool:
+        """True once, when the tree's spending first reaches 80% of the root budget."""
+        root = self.root()
+        if root._warned or root.limit <= 0 or root.spent < root.limit * WARNING_FRACTION:
+            return False
+        root._warned = True
+        return True
+
+
+@dataclass
+class Hold:
+    amount: Decimal
+    settled: bool = False
+
+
+class Meter(Protocol):
+    async def reserve(self, amount: Decimal) -> Hold: ...
+
+    async def charge(self, hold: Hold, actual: Decimal) -> None: ...
+
+    async def release(self, hold: Hold) -> None: ...
+
+
+class BudgetMeter:
+    """Local mode's meter: cost is measured against the budget, no credits move."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+
+    async def reserve(self, amount: Decimal) -> Hold:
+        self.budget.hold(amount)
+        return Hold(amount)
+
+    async def charge(self, hold: Hold, actual: Decimal) -> None:
+        if not hold.settled:
+            hold.settled = True
+            self.budget.settle(hold.amount, actual)
+
+    async def release(self, hold: Hold) -> None:
+        if not hold.settled:
+            hold.settled = True
+            self.budget.release(hold.amount)

@@ -1,0 +1,212 @@
+"""The `keen` command. Commands import their implementation lazily so `keen --help` stays fast
+(no provider SDK, price table, database or web framework is imported to print help)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from keen import __version__
+
+app = typer.Typer(
+    name="keen",
+    help="keen: an autonomous software-development agent that works in a git workspace.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+sessions_app = typer.Typer(help="Inspect, follow, resume, replay and cancel sessions.", no_args_is_help=True)
+app.add_typer(sessions_app, name="sessions")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+DirOpt = Annotated[Path | None, typer.Option("--dir", "-d", help="Workspace directory (default: current).")]
+
+
+@app.callback()
+def _global(
+    no_color: Annotated[
+        bool, typer.Option("--no-color", help="Turn colour off (NO_COLOR works too).")
+    ] = False,
+) -> None:
+    if no_color:
+        import os
+
+        os.environ["NO_COLOR"] = "1"
+
+
+@app.command()
+def breathe(
+    vision: Annotated[
+        str | None, typer.Argument(help="The vision, or a shorthand word (create, test, docs…).")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Read the vision from a file (wins).")
+    ] = None,
+    directory: DirOpt = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="PROVIDER:NAME (default KEEN_MODEL).")
+    ] = None,
+    max_iterations: Annotated[
+        int, typer.Option("--max-iterations", help="Model calls for the whole tree.")
+    ] = 100,
+    budget: Annotated[str, typer.Option("--budget", help="USD for the whole agent tree.")] = "50",
+    phase: Annotated[str, typer.Option("--phase", help="Starting phase.")] = "EXPLORE",
+    max_depth: Annotated[int, typer.Option("--max-depth", help="Deepest level of summoned agents.")] = 10,
+    gates: Annotated[
+        str, typer.Option("--gates", help="Quality gates: standard, strict or off.")
+    ] = "standard",
+    no_web_search: Annotated[
+        bool, typer.Option("--no-web-search", help="Disable the provider's web search.")
+    ] = False,
+    allow_dirty: Annotated[
+        bool, typer.Option("--allow-dirty", help="Snapshot uncommitted changes first instead of refusing.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the plan and prompt; call no model.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show the agent's text as it works.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a vision: an agent works in the workspace until it is done (or a limit is reached)."""
+    from keen.cli.commands.breathe import breathe_command
+
+    raise typer.Exit(
+        breathe_command(
+            vision=vision,
+            file=file,
+            directory=directory,
+            model=model,
+            max_iterations=max_iterations,
+            budget=budget,
+            phase=phase,
+            max_depth=max_depth,
+            gates=gates,
+            web_search=not no_web_search,
+            allow_dirty=allow_dirty,
+            dry_run=dry_run,
+            verbose=verbose,
+            as_json=as_json,
+        )
+    )
+
+
+@app.command()
+def validate(
+    directory: DirOpt = None,
+    categories: Annotated[
+        str | None, typer.Option("--categories", help="Comma-separated: syntax,style,tests,security,…")
+    ] = None,
+    fix: Annotated[bool, typer.Option("--fix", help="Apply ruff's safe fixes first.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the validation engine on a project (outside any agent session)."""
+    from keen.cli.commands.validate import validate_command
+
+    wanted = [c.strip() for c in categories.split(",") if c.strip()] if categories else None
+    raise typer.Exit(validate_command(directory or Path.cwd(), wanted, fix, as_json))
+
+
+@app.command()
+def status(
+    as_json: JsonOpt = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show the effective configuration.")
+    ] = False,
+) -> None:
+    """Mode, server, user and (with --verbose) the effective configuration, secrets masked."""
+    from keen.cli.commands.info import status_command
+
+    raise typer.Exit(status_command(as_json=as_json, verbose=verbose))
+
+
+@app.command("whoami", hidden=True)
+def whoami(as_json: JsonOpt = False) -> None:
+    """Alias of `keen status`."""
+    from keen.cli.commands.info import status_command
+
+    raise typer.Exit(status_command(as_json=as_json, verbose=False))
+
+
+@app.command()
+def version() -> None:
+    """Print keen's version."""
+    typer.echo(f"keen {__version__}")
+
+
+@sessions_app.command("list")
+def sessions_list(
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many sessions.")] = 20,
+    status_filter: Annotated[
+        str | None, typer.Option("--status", help="Only sessions with this status.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List recent sessions."""
+    from keen.cli.commands.sessions import list_command
+
+    raise typer.Exit(list_command(limit=limit, status=status_filter, as_json=as_json))
+
+
+@sessions_app.command("show")
+def sessions_show(
+    session_id: Annotated[str, typer.Argument(help="Session id or a prefix of it.")],
+    tree: Annotated[bool, typer.Option("--tree", help="Draw the agent tree.")] = False,
+    events: Annotated[bool, typer.Option("--events", help="List the events.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a session: its totals, report, tree and events."""
+    from keen.cli.commands.sessions import show_command
+
+    raise typer.Exit(show_command(session_id, tree=tree, events=events, as_json=as_json))
+
+
+@sessions_app.command("logs")
+def sessions_logs(
+    session_id: Annotated[str, typer.Argument(help="Session id or a prefix of it.")],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events until it ends.")
+    ] = False,
+) -> None:
+    """Print a session's events, optionally following it live."""
+    from keen.cli.commands.sessions import logs_command
+
+    raise typer.Exit(logs_command(session_id, follow=follow))
+
+
+@sessions_app.command("resume")
+def sessions_resume(
+    session_id: Annotated[str, typer.Argument(help="Session id or a prefix of it.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Continue an interrupted session from its next model call."""
+    from keen.cli.commands.breathe import resume_command
+
+    raise typer.Exit(resume_command(session_id, as_json=as_json))
+
+
+@sessions_app.command("replay")
+def sessions_replay(
+    session_id: Annotated[str, typer.Argument(help="Session id or a prefix of it.")],
+    speed: Annotated[float, typer.Option("--speed", help="Replay speed factor (0 = no delays).")] = 0.0,
+) -> None:
+    """Play a stored session back through the live view."""
+    from keen.cli.commands.sessions import replay_command
+
+    raise typer.Exit(replay_command(session_id, speed=speed))
+
+
+@sessions_app.command("cancel")
+def sessions_cancel(session_id: Annotated[str, typer.Argument(help="Session id or a prefix of it.")]) -> None:
+    """Cancel a running session (its running command is killed)."""
+    from keen.cli.commands.sessions import cancel_command
+
+    raise typer.Exit(cancel_command(session_id))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,259 @@
+"""`keen breathe` and `keen sessions resume`: run a session in this process with a live view."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+
+from keen.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_NOT_COMPLETED,
+    EXIT_OK,
+    guarded,
+    print_json,
+    settings_or_fail,
+    stderr_console,
+    stdout_console,
+)
+from keen.errors import InputError
+
+VISION_FILE_LIMIT = 1_000_000  # bytes read from a vision file before its length is checked
+
+
+def read_vision(vision: str | None, file: Path | None) -> str:
+    """The vision text from `-f FILE` (which wins) or the argument."""
+    if file is not None:
+        if not file.is_file():
+            raise InputError(f"vision file {file} does not exist")
+        try:
+            with file.open("rb") as handle:
+                data = handle.read(VISION_FILE_LIMIT + 1)
+        except OSError as exc:
+            raise InputError(f"cannot read vision file {file}: {exc.strerror}") from None
+        if len(data) > VISION_FILE_LIMIT:
+            raise InputError(f"vision file {file} is larger than {VISION_FILE_LIMIT:,} bytes")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"vision file {file} is not UTF-8 text") from None
+    if vision is None:
+        raise InputError('give a vision: keen breathe "what to build" (or -f FILE, or a shorthand word)')
+    return vision
+
+
+def breathe_command(
+    *,
+    vision: str | None,
+    file: Path | None,
+    directory: Path | None,
+    model: str | None,
+    max_iterations: int,
+    budget: str,
+    phase: str,
+    max_depth: int,
+    gates: str,
+    web_search: bool,
+    allow_dirty: bool,
+    dry_run: bool,
+    verbose: bool,
+    as_json: bool,
+) -> int:
+    from keen.runner.local import make_options
+
+    def body() -> int:
+        settings = settings_or_fail()
+        options = make_options(
+            settings,
+            vision=read_vision(vision, file),
+            directory=directory,
+            model=model,
+            max_iterations=max_iterations,
+            budget=budget,
+            phase=phase,
+            max_depth=max_depth,
+            gates=gates,
+            web_search=web_search,
+            allow_dirty=allow_dirty,
+        )
+        if dry_run:
+            return _dry_run(options, as_json)
+
+        async def start(runner: Any) -> Any:
+            spec = await runner.create(options)
+            return await runner.run(spec, options)
+
+        return _run_session(
+            settings,
+            start,
+            model=options.model,
+            budget=options.budget,
+            max_iterations=options.max_iterations,
+            verbose=verbose,
+            as_json=as_json,
+        )
+
+    return guarded(body)
+
+
+def resume_command(session_id: str, *, as_json: bool) -> int:
+    def body() -> int:
+        from keen.runner.local import LocalRunner, RunOptions
+
+        settings = settings_or_fail()
+
+        async def lookup() -> Any:
+            async with LocalRunner(settings) as runner:
+                row = await runner.sessions.get(session_id)
+                root = row if row.parent_id is None else await runner.sessions.get(row.root_id)
+                return root.id, RunOptions.from_json(root.options)
+
+        root_id, options = asyncio.run(lookup())
+
+        async def resume(runner: Any) -> Any:
+            return await runner.resume(root_id)
+
+        return _run_session(
+            settings,
+            resume,
+            model=options.model,
+            budget=options.budget,
+            max_iterations=options.max_iterations,
+            verbose=False,
+            as_json=as_json,
+            replay_from=root_id,
+        )
+
+    return guarded(body)
+
+
+def _run_session(
+    settings: Any,
+    start: Callable[[Any], Awaitable[Any]],
+    *,
+    model: str,
+    budget: Any,
+    max_iterations: int,
+    verbose: bool,
+    as_json: bool,
+    replay_from: str | None = None,
+) -> int:
+    """Run `start(runner)` under a live view with Ctrl-C/SIGTERM cancelling it; print the report."""
+    from keen.cli.views import SessionView, report_renderable
+    from keen.events import types as ev
+    from keen.runner.local import LocalRunner
+
+    console = stderr_console() if as_json else stdout_console()
+    live = console.is_terminal and not os.environ.get("KEEN_PLAIN")
+    view = SessionView(
+        console, model=model, budget=budget, max_iterations=max_iterations, live=live, verbose=verbose
+    )
+    finished: dict[str, Any] = {}
+
+    def capture(item: Any) -> None:
+        view.handle(item)
+        if getattr(item, "type", None) == ev.SESSION_FINISHED and item.parent_session_id is None:
+            finished.update(item.data, session_id=item.session_id)
+
+    async def main() -> int:
+        async with LocalRunner(settings) as runner:
+            if replay_from is not None:  # show the tree so far before continuing it
+                for event in await runner.store.events(replay_from):
+                    view.tree.apply(event)
+            runner.bus.add_callback(capture)
+            task = asyncio.ensure_future(start(runner))
+            _cancel_on_signals(task)
+            with view:
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    return EXIT_INTERRUPTED
+            return EXIT_OK if finished.get("status") == "completed" else EXIT_NOT_COMPLETED
+
+    code = asyncio.run(main())
+    if as_json:
+        print_json(finished)
+    elif finished:
+        console.print(report_renderable(finished, finished["session_id"], view.tree))
+    return code
+
+
+def _cancel_on_signals(task: asyncio.Future[Any]) -> None:
+    """First Ctrl-C (or SIGTERM) cancels the session cleanly; a second one exits at once."""
+    loop = asyncio.get_running_loop()
+    pressed = {"count": 0}
+
+    def handler() -> None:
+        pressed["count"] += 1
+        if pressed["count"] > 1:
+            os._exit(EXIT_INTERRUPTED)
+        task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, handler)
+
+
+def _dry_run(options: Any, as_json: bool) -> int:
+    from keen.agent.loop import AgentSpec, first_message, system_prompt
+    from keen.tools import agent_tools
+
+    spec = AgentSpec(
+        session_id="dry-run",
+        short_id="dry-run",
+        root_session_id="dry-run",
+        parent_session_id=None,
+        vision=options.vision,
+        workspace=options.workspace,
+        max_iterations=options.max_iterations,
+        max_depth=options.max_depth,
+        phase=options.phase,
+        gates=options.gates,
+    )
+    tools = agent_tools(validation=False, summon=False)
+    prompt = system_prompt(
+        spec, tool_names=tools.names, budget=options.budget, max_iterations=options.max_iterations
+    )
+    plan = {
+        "model": options.model,
+        "workspace": str(options.workspace),
+        "max_iterations": options.max_iterations,
+        "budget_usd": format(options.budget, "f"),
+        "phase": options.phase.value,
+        "max_depth": options.max_depth,
+        "gates": options.gates,
+        "web_search": options.web_search,
+        "tools": tools.names,
+        "system_prompt": prompt,
+        "first_message": first_message(spec),
+    }
+    if as_json:
+        print_json(plan)
+        return EXIT_OK
+    console: Console = stdout_console()
+    table = Table.grid(padding=(0, 2))
+    for key in (
+        "model",
+        "workspace",
+        "max_iterations",
+        "budget_usd",
+        "phase",
+        "max_depth",
+        "gates",
+        "web_search",
+    ):
+        table.add_row(key, str(plan[key]))
+    table.add_row("tools", ", ".join(tools.names))
+    console.print(Panel(table, title="keen breathe --dry-run: the plan (no model is called)"))
+    console.print(Panel(Syntax(prompt, "markdown", word_wrap=True), title="system prompt"))
+    console.print(Panel(plan["first_message"], title="first message"))
+    sys.stdout.flush()
+    return EXIT_OK

@@ -1,0 +1,229 @@
+"""`keen sessions list | show | logs | replay | cancel`: reading the event log."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from keen.cli.common import EXIT_OK, guarded, print_json, settings_or_fail, stdout_console
+from keen.errors import InputError
+
+FOLLOW_POLL_SECONDS = 0.25
+
+
+def _runner() -> Any:
+    from keen.runner.local import LocalRunner
+
+    return LocalRunner(settings_or_fail())
+
+
+def session_summary(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "short_id": row.short_id,
+        "status": row.status,
+        "phase": row.phase,
+        "vision": row.vision,
+        "branch": row.branch_name,
+        "git_branch": row.git_branch,
+        "parent": row.parent_id,
+        "root": row.root_id,
+        "specialization": row.specialization,
+        "depth": row.depth,
+        "model": row.model,
+        "workspace": row.workspace,
+        "totals": {
+            "iterations": row.iterations,
+            "tool_calls": row.tool_calls,
+            "input_tokens": row.input_tokens,
+            "output_tokens": row.output_tokens,
+            "cache_read_tokens": row.cache_read_tokens,
+            "cache_write_tokens": row.cache_write_tokens,
+            "cost_usd": format(row.cost_usd, "f"),
+        },
+        "created_at": row.created_at.isoformat(),
+        "finished_at": row.finished_at.isoformat() if row.finished_at else None,
+        "summary": row.summary,
+        "error": row.error,
+    }
+
+
+def list_command(*, limit: int, status: str | None, as_json: bool) -> int:
+    async def load() -> list[Any]:
+        async with _runner() as runner:
+            return list(await runner.sessions.list(limit=limit, status=status))
+
+    def body() -> int:
+        if limit < 1:
+            raise InputError("--limit must be at least 1")
+        rows = asyncio.run(load())
+        if as_json:
+            print_json([session_summary(r) for r in rows])
+            return EXIT_OK
+        table = Table("id", "status", "phase", "iterations", "cost", "created", "vision")
+        for r in rows:
+            table.add_row(
+                r.short_id,
+                r.status,
+                r.phase,
+                str(r.iterations),
+                f"${r.cost_usd:.4f}",
+                r.created_at.strftime("%Y-%m-%d %H:%M"),
+                Text(" ".join(r.vision.split())[:60]),
+            )
+        stdout_console().print(table if rows else "no sessions yet")
+        return EXIT_OK
+
+    return guarded(body)
+
+
+def show_command(session_id: str, *, tree: bool, events: bool, as_json: bool) -> int:
+    from keen.cli.views import event_line, report_renderable, tree_renderable
+    from keen.events import types as ev
+    from keen.events.projections import TreeProjection
+
+    async def load() -> tuple[Any, list[Any]]:
+        async with _runner() as runner:
+            row = await runner.sessions.get(session_id)
+            log = await runner.store.events(row.root_id)
+            return row, log
+
+    def body() -> int:
+        row, log = asyncio.run(load())
+        projection = TreeProjection.from_events(log)
+        own = [e for e in log if e.session_id == row.id or row.parent_id is None]
+        if as_json:
+            print_json(
+                {**session_summary(row), "events": [e.to_dict() for e in own], "tree": projection.to_dict()}
+            )
+            return EXIT_OK
+        console = stdout_console()
+        finished = next(
+            (e for e in reversed(own) if e.type == ev.SESSION_FINISHED and e.session_id == row.id), None
+        )
+        if finished is not None:
+            console.print(report_renderable(finished.data, row.id, projection if tree else None))
+        else:
+            console.print(
+                f"session {row.short_id}: {row.status} in phase {row.phase}, {row.iterations} iterations"
+            )
+            console.print(Text(f"vision: {' '.join(row.vision.split())[:300]}"))
+        if tree:
+            console.print(tree_renderable(projection))
+        if events:
+            branches = {sid: n.branch for sid, n in projection.nodes.items()}
+            for event in own:
+                console.print(event_line(event, branches))
+        return EXIT_OK
+
+    return guarded(body)
+
+
+def logs_command(session_id: str, *, follow: bool) -> int:
+    from keen.cli.views import event_line
+    from keen.events import types as ev
+    from keen.events.projections import TreeProjection
+
+    async def stream() -> None:
+        console = stdout_console()
+        async with _runner() as runner:
+            row = await runner.sessions.get(session_id)
+            projection = TreeProjection()
+            after = 0
+            while True:
+                batch = await runner.store.events(row.root_id, after_seq=after)
+                for event in batch:
+                    projection.apply(event)
+                    branches = {sid: n.branch for sid, n in projection.nodes.items()}
+                    console.print(event_line(event, branches))
+                    after = event.seq
+                    if event.type == ev.SESSION_FINISHED and event.parent_session_id is None:
+                        return
+                if not follow:
+                    return
+                await asyncio.sleep(FOLLOW_POLL_SECONDS)
+
+    def body() -> int:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(stream())
+        return EXIT_OK
+
+    return guarded(body)
+
+
+def replay_command(session_id: str, *, speed: float) -> int:
+    """Feed the stored events through the same live view a running session uses."""
+    from keen.cli.views import SessionView, report_renderable
+    from keen.events import types as ev
+    from keen.runner.local import RunOptions
+
+    async def load() -> tuple[Any, list[Any]]:
+        async with _runner() as runner:
+            row = await runner.sessions.get(session_id)
+            root = row if row.parent_id is None else await runner.sessions.get(row.root_id)
+            return root, await runner.store.events(root.id)
+
+    def body() -> int:
+        if speed < 0:
+            raise InputError("--speed must be 0 or more")
+        root, log = asyncio.run(load())
+        options = RunOptions.from_json(root.options)
+        console = stdout_console()
+        view = SessionView(
+            console,
+            model=options.model,
+            budget=options.budget,
+            max_iterations=options.max_iterations,
+            live=console.is_terminal,
+        )
+        finished = None
+        with view:
+            previous = None
+            for event in log:
+                if speed > 0 and previous is not None:
+                    time.sleep(min((event.ts - previous).total_seconds() / speed, 2.0))
+                previous = event.ts
+                view.handle(event)
+                if event.type == ev.SESSION_FINISHED and event.parent_session_id is None:
+                    finished = event
+        if finished is not None:
+            console.print(report_renderable(finished.data, root.id, view.tree))
+        return EXIT_OK
+
+    return guarded(body)
+
+
+def cancel_command(session_id: str) -> int:
+    """Ask the process running the session to cancel it (as Ctrl-C would)."""
+
+    async def load() -> Any:
+        async with _runner() as runner:
+            row = await runner.sessions.get(session_id)
+            return row if row.parent_id is None else await runner.sessions.get(row.root_id)
+
+    def body() -> int:
+        from keen.events.types import TERMINAL_STATUSES
+
+        root = asyncio.run(load())
+        if root.status in TERMINAL_STATUSES:
+            raise InputError(f"session {root.short_id} already finished ({root.status})")
+        if not root.pid:
+            raise InputError(f"session {root.short_id} is not running in any process; nothing to cancel")
+        try:
+            os.kill(root.pid, signal.SIGINT)
+        except ProcessLookupError:
+            raise InputError(
+                f"session {root.short_id} was interrupted (its process {root.pid} is gone); "
+                f"resume it with: keen sessions resume {root.short_id}"
+            ) from None
+        stdout_console().print(f"cancel requested for session {root.short_id} (process {root.pid})")
+        return EXIT_OK
+
+    return guarded(body)

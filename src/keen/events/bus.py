@@ -1,0 +1,89 @@
+"""In-process publish/subscribe of a session tree's events and live deltas.
+
+Stored events and ephemeral deltas (streamed text/thinking, never stored) reach subscribers in
+the order they were published. A subscriber is either a callback (the CLI view: no latency, no
+queue) or an async queue (WebSocket/SSE clients, which must not block the agent: a full queue
+drops the subscriber, which then resumes from the store by `seq`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from keen.events.types import Event
+
+
+@dataclass(frozen=True)
+class LiveDelta:
+    session_id: str
+    root_session_id: str
+    kind: str  # "text" | "thinking"
+    text: str
+
+
+Item = Event | LiveDelta
+Callback = Callable[[Item], None]
+
+
+class Subscription:
+    def __init__(self, bus: EventBus, root_id: str | None, maxsize: int) -> None:
+        self._bus = bus
+        self.root_id = root_id
+        self.queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=maxsize)
+        self.overflowed = False
+
+    def offer(self, item: Item) -> None:
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            self.close()
+
+    def close(self) -> None:
+        self._bus._remove(self)
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Item:
+        item = await self.queue.get()
+        if item is None:
+            raise StopAsyncIteration
+        return item
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._callbacks: list[tuple[str | None, Callback]] = []
+        self._subs: list[Subscription] = []
+
+    def add_callback(self, callback: Callback, root_id: str | None = None) -> Callable[[], None]:
+        entry = (root_id, callback)
+        self._callbacks.append(entry)
+        return lambda: self._callbacks.remove(entry) if entry in self._callbacks else None
+
+    def subscribe(self, root_id: str | None = None, maxsize: int = 10_000) -> Subscription:
+        sub = Subscription(self, root_id, maxsize)
+        self._subs.append(sub)
+        return sub
+
+    def publish(self, item: Item) -> None:
+        root = item.root_session_id
+        for wanted, callback in list(self._callbacks):
+            if wanted is None or wanted == root:
+                callback(item)
+        for sub in list(self._subs):
+            if sub.root_id is None or sub.root_id == root:
+                sub.offer(item)
+
+    def _remove(self, sub: Subscription) -> None:
+        if sub in self._subs:
+            self._subs.remove(sub)
+
+    def subscriber_count(self) -> int:
+        return len(self._callbacks) + len(self._subs)

@@ -1,0 +1,62 @@
+"""Turning `PROVIDER:NAME` into a model, with every configuration error found up front."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from keen.config import Settings
+from keen.errors import ConfigError
+from keen.llm.base import Model
+
+PROVIDERS = ("anthropic", "openai", "scripted")
+
+
+def parse_model_spec(spec: str) -> tuple[str, str]:
+    provider, sep, name = spec.strip().partition(":")
+    if not sep or not name:
+        raise ConfigError(f"model {spec!r} must be PROVIDER:NAME, e.g. anthropic:claude-sonnet-5-5")
+    if provider not in PROVIDERS:
+        raise ConfigError(
+            f"unknown model provider {provider!r} in {spec!r}; use one of: {', '.join(PROVIDERS)}"
+        )
+    return provider, name
+
+
+def check_model_config(spec: str, settings: Settings) -> tuple[str, str]:
+    """Validate the spec and that its key or script exists, without building a client."""
+    provider, name = parse_model_spec(spec)
+    if provider == "anthropic" and not _has(settings.anthropic_api_key):
+        raise ConfigError(f"model {spec} needs an Anthropic API key: set ANTHROPIC_API_KEY")
+    if provider == "openai" and not _has(settings.openai_api_key) and not settings.openai_base_url:
+        raise ConfigError(
+            f"model {spec} needs OPENAI_API_KEY (or OPENAI_BASE_URL for a local OpenAI-compatible server)"
+        )
+    if provider == "scripted" and not Path(name).is_file():
+        raise ConfigError(f"script file {name} for model {spec} does not exist")
+    return provider, name
+
+
+def build_model(spec: str, settings: Settings, *, web_search: bool = True) -> Model:
+    provider, name = check_model_config(spec, settings)
+    if provider == "scripted":
+        from keen.llm.scripted import ScriptedModel
+
+        return ScriptedModel(Path(name))
+    if provider == "anthropic":
+        from keen.llm.anthropic import AnthropicModel
+
+        assert settings.anthropic_api_key is not None
+        return AnthropicModel(
+            name,
+            api_key=settings.anthropic_api_key.get_secret_value(),
+            base_url=settings.anthropic_base_url,
+            web_search=web_search,
+        )
+    from keen.llm.openai import OpenAIModel
+
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    return OpenAIModel(name, api_key=key or "not-needed", base_url=settings.openai_base_url)
+
+
+def _has(secret: object) -> bool:
+    return secret is not None and bool(secret.get_secret_value())  # type: ignore[attr-defined]

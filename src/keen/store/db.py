@@ -1,0 +1,97 @@
+"""Database engines and migrations. SQLite by default, PostgreSQL via KEEN_DATABASE_URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from keen.errors import ConfigError
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# The newest migration; a test checks it matches Alembic's head so this cannot drift.
+HEAD_REVISION = "0001"
+
+
+def async_url(url: str) -> str:
+    """The URL with an async driver (aiosqlite / psycopg)."""
+    parsed = make_url(url)
+    if parsed.drivername in {"sqlite", "sqlite+pysqlite"}:
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    elif parsed.drivername in {"postgresql", "postgres", "postgresql+psycopg2"}:
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def sync_url(url: str) -> str:
+    """The same database through a synchronous driver, for Alembic."""
+    parsed = make_url(async_url(url))
+    if parsed.drivername == "sqlite+aiosqlite":
+        parsed = parsed.set(drivername="sqlite")
+    return parsed.render_as_string(hide_password=False)
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        try:
+            self.url = async_url(url)
+            self.is_sqlite = make_url(self.url).get_backend_name() == "sqlite"
+        except Exception as exc:  # sqlalchemy raises ArgumentError and others for bad URLs
+            raise ConfigError(f"KEEN_DATABASE_URL is not a valid database URL: {exc}") from exc
+        kwargs: dict[str, Any] = {}
+        if self.is_sqlite:
+            database = make_url(self.url).database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs["pool_pre_ping"] = True
+        self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self) -> AsyncSession:
+        return self.sessions()
+
+    async def upgrade(self) -> None:
+        """Bring the schema to the newest migration (a no-op query when it already is)."""
+        if await self._current_revision() == HEAD_REVISION:
+            return
+        import asyncio
+
+        await asyncio.to_thread(run_migrations, self.url)
+
+    async def _current_revision(self) -> str | None:
+        try:
+            async with self.engine.connect() as conn:
+                row = (await conn.execute(text("SELECT version_num FROM alembic_version"))).first()
+        except Exception:  # no table yet (fresh database)
+            return None
+        return row[0] if row else None
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def run_migrations(url: str, revision: str = "head") -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
+    command.upgrade(cfg, revision)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL + synchronous=NORMAL: a committed event survives a crash or kill -9 of keen.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
