@@ -7,6 +7,7 @@ and the `git` tool, so git is invoked one way everywhere.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +25,9 @@ _IDENTITY = {
 }
 
 
-def git_env() -> dict[str, str]:
-    env = dict(os.environ)
+def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for git: `base` (default os.environ) plus identity and no prompts."""
+    env = dict(os.environ if base is None else base)
     for key, value in _IDENTITY.items():
         env.setdefault(key, value)
     env["GIT_TERMINAL_PROMPT"] = "0"
@@ -50,8 +52,16 @@ class GitRepo:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
 
-    async def run(self, *args: str, check: bool = True, timeout: float = GIT_TIMEOUT_SECONDS) -> ProcessResult:
-        result = await run_process(["git", *args], cwd=self.path, timeout=timeout, env=git_env())
+    async def run(
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = GIT_TIMEOUT_SECONDS,
+        env: Mapping[str, str] | None = None,
+    ) -> ProcessResult:
+        """Run git; `env` replaces `git_env()` (the git tool passes one without keen's secrets)."""
+        env = git_env() if env is None else env
+        result = await run_process(["git", *args], cwd=self.path, timeout=timeout, env=env)
         if check and not result.ok:
             detail = "timed out" if result.timed_out else (result.stderr or result.stdout).strip()
             raise WorkspaceError(f"git {' '.join(args)} failed in {self.path}: {detail}")

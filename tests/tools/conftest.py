@@ -1,0 +1,123 @@
+"""Fixtures for the workspace tools: a real temp workspace, a ToolContext and the registry."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keen.gitrepo import git_env
+from keen.tools import files, git, search, shell
+from keen.tools.context import ToolContext
+from keen.tools.registry import ToolRegistry, ToolResult
+from keen.tools.workspace import Workspace
+
+Call = Callable[..., Awaitable[ToolResult]]
+
+
+class StubAgent:
+    """AgentControl stand-in: the workspace tools never act on the agent."""
+
+    session_id = "session-test"
+    root_session_id = "session-test"
+    branch_name = "main"
+    depth = 0
+    phase = "implementation"
+
+    async def change_phase(self, phase: str, summary: str) -> dict[str, Any]:
+        raise AssertionError("workspace tools do not change phases")
+
+    async def request_completion(self, summary: str, success: bool, next_steps: list[str]) -> dict[str, Any]:
+        raise AssertionError("workspace tools do not complete")
+
+    async def emit(self, type: str, data: dict[str, Any]) -> None:
+        raise AssertionError("workspace tools do not emit events")
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    return workspace.resolve()
+
+
+@pytest.fixture
+def ctx(root: Path) -> ToolContext:
+    return ToolContext(workspace=Workspace(root), agent=StubAgent(), call_id="call-1")
+
+
+@pytest.fixture
+def registry() -> ToolRegistry:
+    return ToolRegistry([*files.TOOLS, *search.TOOLS, *shell.TOOLS, *git.TOOLS])
+
+
+@pytest.fixture
+def call(registry: ToolRegistry, ctx: ToolContext) -> Call:
+    """Run a tool the way the agent does: raw input validated by the registry."""
+
+    async def run(name: str, raw_input: Any, context: ToolContext | None = None) -> ToolResult:
+        return await registry.execute(name, raw_input, context or ctx)
+
+    return run
+
+
+def _git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, env=git_env(), capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+@pytest.fixture
+def run_git() -> Callable[..., str]:
+    """Git from the test side, to set up and inspect repositories independently of the tool."""
+    return _git
+
+
+@pytest.fixture
+def repo(root: Path) -> Path:
+    """The workspace as a git repository on `main` with one commit."""
+    _git(root, "init", "-q", "-b", "main")
+    (root / "README.md").write_text("hello\n")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "initial")
+    return root
+
+
+@pytest.fixture
+def group_members() -> Callable[[int], list[int]]:
+    return _live_group_members
+
+
+@pytest.fixture
+def wait_until() -> Callable[..., Awaitable[bool]]:
+    return _wait_until
+
+
+def _live_group_members(pgid: int) -> list[int]:
+    """Processes of a process group that are still running (zombies excluded)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after "(comm)": state, ppid, pgrp, ...
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry))
+    return members
+
+
+async def _wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.05)
+    return predicate()
