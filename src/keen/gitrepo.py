@@ -6,7 +6,6 @@ and the `git` tool, so git is invoked one way everywhere.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +25,11 @@ _IDENTITY = {
 
 
 def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for git: `base` (default os.environ) plus identity and no prompts."""
-    env = dict(os.environ if base is None else base)
+    """The environment for git: `base` (default: the environment without keen's secrets, since
+    git runs hooks the agent may have written) plus an identity and no prompts."""
+    from keen.tools.shell import scrubbed_env
+
+    env = dict(scrubbed_env() if base is None else base)
     for key, value in _IDENTITY.items():
         env.setdefault(key, value)
     env["GIT_TERMINAL_PROMPT"] = "0"

@@ -103,8 +103,14 @@ class History:
                 tool_use_id=data["call_id"], content=tool_result_content(data), is_error=not data["ok"]
             )
         )
-        if data.get("name") == "report_complete" and data["ok"] and isinstance(data.get("output"), dict):
-            self.completed = data["output"]
+        output = data.get("output")
+        if (
+            data.get("name") == "report_complete"
+            and data["ok"]
+            and isinstance(output, dict)
+            and output.get("accepted")
+        ):
+            self.completed = output
 
     def _note(self, data: dict[str, Any]) -> None:
         if data.get("message"):

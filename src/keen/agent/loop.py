@@ -19,7 +19,7 @@ from typing import Any
 from keen.agent import context
 from keen.agent.budget import Budget, BudgetExhausted, Meter
 from keen.agent.completion import CompletionGate, CompletionRequest, GateDecision, PhaseRequest
-from keen.agent.history import History
+from keen.agent.history import History, tool_result_content
 from keen.agent.phases import PHASE_PURPOSE, Phase, parse_phase
 from keen.agent.prompts.render import render
 from keen.agent.stuck import StuckDetector
@@ -285,10 +285,10 @@ class Agent:
                     "duration_ms": result.duration_ms,
                 },
             )
-            self._check_completed()
             if self._end is not None:
                 raise self._end
-            verdict = self.stuck.observe(call.name, call.input, result.ok, str(event.data))
+            self._check_completed()
+            verdict = self.stuck.observe(call.name, call.input, result.ok, tool_result_content(event.data))
             if verdict.stuck:
                 raise _End("stuck", verdict.stuck)
             if verdict.nudge:

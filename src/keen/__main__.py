@@ -1,0 +1,3 @@
+from keen.cli.app import main
+
+main()

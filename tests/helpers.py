@@ -1,0 +1,110 @@
+"""Helpers for tests: scripted turns, running `keen` as a real subprocess, git in temp repos."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+KEEN_BIN = Path(sys.executable).parent / "keen"
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def write_script(
+    path: Path, agents: dict[str, list[dict[str, Any]]] | list[dict[str, Any]], **extra: Any
+) -> Path:
+    data: Any = agents if isinstance(agents, list) and not extra else {"agents": agents, **extra}
+    path.write_text(json.dumps(data))
+    return path
+
+
+def run_keen(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
+    return subprocess.run(
+        [str(KEEN_BIN), *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
+    )
+
+
+def call(name: str, **tool_input: Any) -> dict[str, Any]:
+    """A scripted tool call."""
+    return {"name": name, "input": tool_input}
+
+
+def turn(*calls: dict[str, Any], text: str | None = None, **extra: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"tool_calls": list(calls), **extra}
+    if text is not None:
+        out["text"] = text
+    return out
+
+
+def complete(summary: str = "done") -> dict[str, Any]:
+    return turn(call("report_complete", summary=summary))
+
+
+class SessionRun:
+    """What an in-process session left behind: its result and its stored events."""
+
+    def __init__(self, result: Any, events: list[Any], sessions: list[Any]) -> None:
+        self.result = result
+        self.events = events
+        self.sessions = sessions
+
+    def types(self) -> list[str]:
+        return [e.type for e in self.events]
+
+    def of_type(self, type_: str) -> list[Any]:
+        return [e for e in self.events if e.type == type_]
+
+
+async def run_session(
+    workspace: Path, script: Path, vision: str = "build the thing described in the script", **options: Any
+) -> SessionRun:
+    """Run a whole session in this process through the same runner the CLI uses."""
+    from keen.config import get_settings
+    from keen.runner.local import LocalRunner, make_options
+
+    settings = get_settings()
+    defaults: dict[str, Any] = {
+        "directory": workspace,
+        "model": f"scripted:{script}",
+        "max_iterations": 100,
+        "budget": "50",
+        "phase": "EXPLORE",
+        "max_depth": 10,
+        "gates": "off",
+        "web_search": False,
+        "allow_dirty": False,
+    }
+    run_options = make_options(settings, vision=vision, **{**defaults, **options})
+    async with LocalRunner(settings) as runner:
+        spec = await runner.create(run_options)
+        result = await runner.run(spec, run_options)
+        events = await runner.store.events(spec.root_session_id)
+        sessions = await runner.sessions.tree(spec.root_session_id)
+    return SessionRun(result, events, sessions)
+
+
+def assert_gap_free(events: list[Any]) -> None:
+    seqs = [e.seq for e in events]
+    assert seqs == list(range(1, len(seqs) + 1)), f"seq is not gap-free: {seqs}"
