@@ -83,7 +83,11 @@ class History:
         self.last_calls = [p for p in parts if isinstance(p, ToolUsePart)]
         self.started_calls = set()
         self.finished_calls = set()
-        self.no_tool_replies = 0 if self.last_calls else self.no_tool_replies + 1
+        # A server-side tool that paused the turn (web search) is work in progress, not idleness.
+        if self.last_calls or data.get("stop_reason") == "pause_turn":
+            self.no_tool_replies = 0
+        else:
+            self.no_tool_replies += 1
         usage = data.get("usage", {})
         self.last_input_tokens = sum(
             int(usage.get(k, 0)) for k in ("input_tokens", "cache_read_tokens", "cache_write_tokens")

@@ -242,6 +242,8 @@ class Agent:
                 )
             turn = await self._call_model()
             calls = turn.tool_calls
+            if turn.stop_reason == "pause_turn":
+                continue  # the provider paused its own tool use; send the turn back to go on
             if not calls:
                 await self._no_tool_call()
                 continue

@@ -7,8 +7,9 @@ provider and visible to the agent (each retry can be reported).
 from __future__ import annotations
 
 import asyncio
+import math
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from keen.errors import ModelCallError
 from keen.llm.base import DeltaCallback, Model, Request, Turn
@@ -25,6 +26,21 @@ def backoff_delay(attempt: int, error: ModelCallError, base_delay: float) -> flo
         return min(max(error.retry_after, 0.0), MAX_DELAY_SECONDS)
     exponential = base_delay * (2 ** (attempt - 1))
     return min(exponential * (0.5 + random.random() / 2), MAX_DELAY_SECONDS)
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """The wait a provider asks for in `retry-after-ms` or `retry-after` (seconds; dates ignored)."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            continue
+        if math.isfinite(seconds):
+            return max(seconds, 0.0)
+    return None
 
 
 async def complete_with_retries(

@@ -1,0 +1,371 @@
+"""Claude through the official `anthropic` SDK: streaming, thinking, prompt caching, web search.
+
+Imported only when an `anthropic:` model is selected, so the SDK never loads for `keen --help`.
+The SDK's own retries are off: `llm.retry` is the one retry policy.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+import anthropic
+import httpx2
+import pydantic
+
+from keen.errors import ModelCallError
+from keen.llm import pricing
+from keen.llm.base import (
+    Delta,
+    DeltaCallback,
+    Message,
+    Model,
+    Part,
+    ProviderPart,
+    RedactedThinkingPart,
+    Request,
+    TextPart,
+    ThinkingPart,
+    ToolResultPart,
+    ToolUsePart,
+    Turn,
+    Usage,
+    estimate_tokens,
+)
+from keen.llm.retry import retry_after_seconds
+
+PROVIDER = "anthropic"
+WEB_SEARCH_TOOL = {"type": "web_search_20250305", "name": "web_search"}
+INTERLEAVED_THINKING_BETA = "interleaved-thinking-2025-05-14"
+LONG_CONTEXT_BETA = "context-1m-2025-08-07"
+THINKING_BUDGET = 16_000  # manual thinking: most tokens one thinking block may use
+MIN_THINKING_BUDGET = 1_024  # the API's minimum budget
+_EPHEMERAL = {"type": "ephemeral"}
+_CACHEABLE_BLOCKS = frozenset({"text", "tool_result", "tool_use", "image", "document"})
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a Claude model supports, as far as keen's requests depend on it."""
+
+    thinking: Literal["adaptive", "manual"]
+    context_window: int = 200_000
+    max_output_tokens: int = 32_000
+    # Manual thinking interleaved with tool use needs this beta on the Claude 4 models.
+    interleaved_beta: bool = False
+    # The 1M window of the Claude 4 models is behind a beta header; later models have it natively.
+    long_context_beta: bool = False
+
+
+# The one capability table: first pattern matching the start of the model name wins.
+_CAPABILITIES: tuple[tuple[str, Capabilities], ...] = (
+    (r"claude-haiku-5", Capabilities("adaptive")),
+    (r"claude-[a-z]+-5", Capabilities("adaptive", context_window=1_000_000)),
+    (
+        r"claude-(opus|sonnet)-4-[6-9]",
+        Capabilities("adaptive", context_window=1_000_000, long_context_beta=True),
+    ),
+    (
+        r"claude-sonnet-4",
+        Capabilities("manual", context_window=1_000_000, interleaved_beta=True, long_context_beta=True),
+    ),
+    (r"claude-(opus|haiku)-4", Capabilities("manual", interleaved_beta=True)),
+)
+_FALLBACK = Capabilities("manual")
+
+
+def capabilities(model: str) -> Capabilities:
+    for pattern, caps in _CAPABILITIES:
+        if re.match(pattern + r"(?![0-9])", model):
+            return caps
+    return _FALLBACK
+
+
+class AnthropicModel:
+    """A Claude model. One instance serves every agent of a session (it holds no conversation)."""
+
+    provider = PROVIDER
+    scripted = False
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str,
+        base_url: str | None = None,
+        web_search: bool = True,
+        timeout: float = 600.0,
+    ) -> None:
+        self.model = model
+        self.name = f"{PROVIDER}:{model}"
+        self.capabilities = capabilities(model)
+        self.context_window = self.capabilities.context_window
+        self.max_output_tokens = self.capabilities.max_output_tokens
+        self.web_search = web_search
+        self._client = anthropic.AsyncAnthropic(
+            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0
+        )
+
+    def for_agent(self, agent_key: str) -> Model:
+        return self
+
+    def state(self) -> dict[str, Any] | None:
+        return None
+
+    def restore(self, state: dict[str, Any] | None) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    def worst_case_cost(self, request: Request) -> Decimal:
+        output = request.max_tokens or self.max_output_tokens
+        return pricing.worst_case_cost(self.model, PROVIDER, estimate_tokens(request), output)
+
+    async def complete(self, request: Request, on_delta: DeltaCallback | None = None) -> Turn:
+        started = time.monotonic()
+        try:
+            async with self._client.messages.stream(**self.request_params(request)) as stream:
+                finished = False
+                while (event := await _next_event(stream)) is not None:
+                    if event.type == "message_stop":
+                        finished = True
+                    elif on_delta is not None and event.type == "content_block_delta":
+                        _forward_delta(event.delta, on_delta)
+                if not finished:
+                    raise ModelCallError("connection", "anthropic: the stream ended before message_stop")
+                message = await stream.get_final_message()
+        except (anthropic.APIError, httpx2.TransportError) as exc:
+            raise map_error(exc) from exc
+        return self._turn(message, int((time.monotonic() - started) * 1000))
+
+    def request_params(self, request: Request) -> dict[str, Any]:
+        """The keyword arguments of `messages.stream()` for `request`."""
+        max_tokens = request.max_tokens or self.max_output_tokens
+        params: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": max_tokens,
+            "messages": to_anthropic_messages(request.messages),
+        }
+        tools = self._tools(request)
+        if tools:
+            params["tools"] = tools
+        if request.system:
+            # The breakpoint on the system block caches the whole tools + system prefix.
+            params["system"] = [{"type": "text", "text": request.system, "cache_control": _EPHEMERAL}]
+        elif tools:
+            tools[-1] = {**tools[-1], "cache_control": _EPHEMERAL}
+        thinking, betas = self._thinking(max_tokens)
+        if thinking is not None:
+            params["thinking"] = thinking
+        if self.capabilities.long_context_beta:
+            betas.append(LONG_CONTEXT_BETA)
+        if betas:
+            params["extra_headers"] = {"anthropic-beta": ",".join(betas)}
+        return params
+
+    def _tools(self, request: Request) -> list[dict[str, Any]]:
+        tools: list[dict[str, Any]] = [
+            {"name": t.name, "description": t.description, "input_schema": t.input_schema}
+            for t in request.tools
+        ]
+        if self.web_search and all(t.name != WEB_SEARCH_TOOL["name"] for t in request.tools):
+            tools.append(dict(WEB_SEARCH_TOOL))
+        return tools
+
+    def _thinking(self, max_tokens: int) -> tuple[dict[str, Any] | None, list[str]]:
+        if self.capabilities.thinking == "adaptive":
+            # "summarized" so that thinking is streamed for live display on every model.
+            return {"type": "adaptive", "display": "summarized"}, []
+        budget = min(THINKING_BUDGET, max_tokens // 2)
+        if budget < MIN_THINKING_BUDGET:
+            return None, []  # too small an output allowance to think and still answer
+        betas = [INTERLEAVED_THINKING_BETA] if self.capabilities.interleaved_beta else []
+        return {"type": "enabled", "budget_tokens": budget}, betas
+
+    def _turn(self, message: Any, duration_ms: int) -> Turn:
+        usage = usage_from_message(message)
+        try:
+            cost, priced = pricing.cost_of(self.model, PROVIDER, usage), True
+        except pricing.PriceUnknown:
+            cost, priced = Decimal(0), False
+        return Turn(
+            parts=parts_from_content(message.content),
+            stop_reason=message.stop_reason,
+            usage=usage,
+            cost_usd=cost,
+            model=self.name,
+            duration_ms=duration_ms,
+            priced=priced,
+        )
+
+
+async def _next_event(stream: Any) -> Any | None:
+    """The next stream event, or None at the end; a malformed stream is an invalid response."""
+    try:
+        return await stream.__anext__()
+    except StopAsyncIteration:
+        return None
+    except (AttributeError, TypeError, ValueError, KeyError, pydantic.ValidationError) as exc:
+        raise ModelCallError("invalid_response", f"anthropic: malformed stream: {exc}") from exc
+
+
+def _forward_delta(delta: Any, on_delta: DeltaCallback) -> None:
+    if delta.type == "text_delta" and delta.text:
+        on_delta(Delta(kind="text", text=delta.text))
+    elif delta.type == "thinking_delta" and delta.thinking:
+        on_delta(Delta(kind="thinking", text=delta.thinking))
+
+
+# --- responses -> keen ---------------------------------------------------------------------------
+
+
+def parts_from_content(content: list[Any]) -> list[Part]:
+    """keen parts from the final message's content blocks, in order."""
+    parts: list[Part] = []
+    for block in content:
+        kind = block.type
+        if kind == "text":
+            parts.append(TextPart(text=block.text))  # citations are not kept
+        elif kind == "thinking":
+            parts.append(ThinkingPart(thinking=block.thinking, signature=block.signature or None))
+        elif kind == "redacted_thinking":
+            parts.append(RedactedThinkingPart(data=block.data))
+        elif kind == "tool_use":
+            if not isinstance(block.input, dict):
+                raise ModelCallError(
+                    "invalid_response", f"anthropic: tool {block.name!r} input is not an object"
+                )
+            parts.append(ToolUsePart(id=block.id, name=block.name, input=block.input))
+        else:
+            # Server tool use and results (web search, …): only Claude understands them; keep as sent.
+            parts.append(ProviderPart(provider=PROVIDER, block=block.to_dict(mode="json")))
+    return parts
+
+
+def usage_from_message(message: Any) -> Usage:
+    """Usage by token class. A reply without usage is an error: it would otherwise cost nothing."""
+    usage = getattr(message, "usage", None)
+    input_tokens = getattr(usage, "input_tokens", None)
+    output_tokens = getattr(usage, "output_tokens", None)
+    if input_tokens is None or output_tokens is None:
+        raise ModelCallError("invalid_response", "anthropic: the response carried no token usage")
+    server_tools = getattr(usage, "server_tool_use", None)
+    return Usage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_tokens=getattr(usage, "cache_read_input_tokens", None) or 0,
+        cache_write_tokens=getattr(usage, "cache_creation_input_tokens", None) or 0,
+        web_search_requests=getattr(server_tools, "web_search_requests", None) or 0,
+    )
+
+
+# --- keen -> requests ----------------------------------------------------------------------------
+
+
+def to_anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """Anthropic messages, same-role neighbours merged, with a cache breakpoint on the newest user turn."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        blocks = [b for b in (_block(p) for p in message.parts) if b is not None]
+        if not blocks:
+            continue
+        if out and out[-1]["role"] == message.role:
+            out[-1]["content"].extend(blocks)  # the API rejects two turns of the same role in a row
+        else:
+            out.append({"role": message.role, "content": blocks})
+    for turn in out:
+        if turn["role"] == "user":
+            # Tool results must open a user turn; merging may have put text before them.
+            turn["content"].sort(key=lambda b: b["type"] != "tool_result")
+    _mark_newest_user_turn(out)
+    return out
+
+
+def _mark_newest_user_turn(messages: list[dict[str, Any]]) -> None:
+    for message in reversed(messages):
+        if message["role"] != "user":
+            continue
+        for index in range(len(message["content"]) - 1, -1, -1):
+            block = message["content"][index]
+            if block["type"] in _CACHEABLE_BLOCKS:
+                message["content"][index] = {**block, "cache_control": _EPHEMERAL}
+                return
+        return
+
+
+def _block(part: Part) -> dict[str, Any] | None:
+    """The content block for one part; None for parts Claude cannot take back."""
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text} if part.text else None  # empty text is rejected
+    if isinstance(part, ThinkingPart):
+        if not part.signature:
+            return None  # unsigned thinking (another provider, a script) cannot be verified
+        return {"type": "thinking", "thinking": part.thinking, "signature": part.signature}
+    if isinstance(part, RedactedThinkingPart):
+        return {"type": "redacted_thinking", "data": part.data}
+    if isinstance(part, ToolUsePart):
+        return {"type": "tool_use", "id": part.id, "name": part.name, "input": part.input}
+    if isinstance(part, ToolResultPart):
+        block: dict[str, Any] = {"type": "tool_result", "tool_use_id": part.tool_use_id}
+        if part.content:
+            block["content"] = part.content
+        block["is_error"] = part.is_error
+        return block
+    if isinstance(part, ProviderPart):
+        return dict(part.block) if part.provider == PROVIDER else None
+    return None
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+_CONTEXT_LENGTH = re.compile(r"prompt is too long|exceeds? (the )?(context|model'?s?) (limit|window)", re.I)
+_KIND_BY_ERROR_TYPE = {
+    "overloaded_error": "overloaded",
+    "rate_limit_error": "rate_limit",
+    "api_error": "server_error",
+    "timeout_error": "timeout",
+    "authentication_error": "auth",
+    "permission_error": "auth",
+}
+
+
+def map_error(exc: Exception) -> ModelCallError:
+    """The `ModelCallError` for an SDK or transport failure, carrying the provider's message."""
+    if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
+        return ModelCallError("timeout", f"anthropic: request timed out ({exc})")
+    if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
+        cause = exc.__cause__ or exc
+        detail = str(cause) or type(cause).__name__
+        return ModelCallError("connection", f"anthropic: connection failed or dropped: {detail}")
+    if isinstance(exc, anthropic.APIStatusError):
+        message = exc.api_message or exc.message
+        kind = error_kind(exc.status_code, exc.type, message)
+        retry_after = retry_after_seconds(exc.response.headers) if kind in ModelCallError.RETRYABLE else None
+        label = f"{exc.status_code} {exc.type}" if exc.type else str(exc.status_code)
+        return ModelCallError(
+            kind, f"anthropic {label}: {message}", status=exc.status_code, retry_after=retry_after
+        )
+    return ModelCallError("invalid_response", f"anthropic: {exc}")
+
+
+def error_kind(status: int, error_type: str | None, message: str) -> str:
+    """Decide the kind from the error type (stream `error` events come with status 200), then status."""
+    if error_type in _KIND_BY_ERROR_TYPE:
+        return _KIND_BY_ERROR_TYPE[error_type]
+    if status == 529:
+        return "overloaded"
+    if status == 429:
+        return "rate_limit"
+    if status == 408:
+        return "timeout"
+    if status >= 500 or status < 400:
+        return "server_error"  # includes an unknown error event inside a 200 stream
+    if status in (401, 403):
+        return "auth"
+    if _CONTEXT_LENGTH.search(message):
+        return "context_length"
+    return "bad_request"

@@ -1,0 +1,372 @@
+"""OpenAI and OpenAI-compatible servers (Ollama, vLLM, llama.cpp, LM Studio) via the `openai` SDK.
+
+Chat Completions, always streamed, with the usage chunk at the end of the stream. Imported only
+when an `openai:` model is selected. The SDK's own retries are off: `llm.retry` decides.
+
+Tool-call arguments that are not a JSON object do not fail the call: the tool call gets the input
+`{"_invalid_json_arguments": <the raw text>}`, which the tool's input validation rejects with an
+error the model sees and can correct (small local models do produce broken JSON now and then).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import httpx2
+import openai
+import pydantic
+
+from keen.errors import ModelCallError
+from keen.llm import pricing
+from keen.llm.base import (
+    Delta,
+    DeltaCallback,
+    Message,
+    Model,
+    Part,
+    Request,
+    TextPart,
+    ThinkingPart,
+    ToolResultPart,
+    ToolUsePart,
+    Turn,
+    Usage,
+    estimate_tokens,
+)
+from keen.llm.retry import retry_after_seconds
+
+PROVIDER = "openai"
+INVALID_JSON_KEY = "_invalid_json_arguments"
+# Finish reasons in the vocabulary the rest of keen uses (Anthropic's stop reasons).
+_STOP_REASONS = {
+    "stop": "end_turn",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "length": "max_tokens",
+}
+
+# (name prefix, context window, output limit); first match wins; anything else gets the defaults.
+_LIMITS: tuple[tuple[str, int, int], ...] = (
+    ("gpt-4.1", 1_047_576, 32_768),
+    ("gpt-5", 400_000, 128_000),
+    ("o1", 200_000, 100_000),
+    ("o3", 200_000, 100_000),
+    ("o4", 200_000, 100_000),
+    ("gpt-4o", 128_000, 16_384),
+)
+DEFAULT_CONTEXT_WINDOW = 128_000
+DEFAULT_MAX_OUTPUT_TOKENS = 16_384
+
+
+def limits(model: str) -> tuple[int, int]:
+    for prefix, window, output in _LIMITS:
+        if model.startswith(prefix):
+            return window, output
+    return DEFAULT_CONTEXT_WINDOW, DEFAULT_MAX_OUTPUT_TOKENS
+
+
+class OpenAIModel:
+    """A chat-completions model. `base_url` points it at any OpenAI-compatible server."""
+
+    provider = PROVIDER
+    scripted = False
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str | None,
+        base_url: str | None = None,
+        timeout: float = 600.0,
+    ) -> None:
+        self.model = model
+        self.name = f"{PROVIDER}:{model}"
+        self.context_window, self.max_output_tokens = limits(model)
+        self.base_url = base_url
+        # Local servers take no key, but the SDK insists on one: a placeholder is sent instead.
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key or "no-key", base_url=base_url, timeout=timeout, max_retries=0
+        )
+
+    def for_agent(self, agent_key: str) -> Model:
+        return self
+
+    def state(self) -> dict[str, Any] | None:
+        return None
+
+    def restore(self, state: dict[str, Any] | None) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    def worst_case_cost(self, request: Request) -> Decimal:
+        output = request.max_tokens or self.max_output_tokens
+        return pricing.worst_case_cost(self.model, PROVIDER, estimate_tokens(request), output)
+
+    async def complete(self, request: Request, on_delta: DeltaCallback | None = None) -> Turn:
+        started = time.monotonic()
+        reply = _Reply()
+        try:
+            stream = await self._client.chat.completions.create(**self.request_params(request))
+            async with stream:
+                while (chunk := await _next_chunk(stream)) is not None:
+                    for delta in reply.add(chunk):
+                        if on_delta is not None:
+                            on_delta(delta)
+        except (openai.APIError, httpx2.TransportError) as exc:
+            raise map_error(exc) from exc
+        if reply.finish_reason is None:
+            raise ModelCallError("connection", "openai: the stream ended before the reply was finished")
+        return self._turn(reply, int((time.monotonic() - started) * 1000))
+
+    def request_params(self, request: Request) -> dict[str, Any]:
+        """The keyword arguments of `chat.completions.create()` for `request`."""
+        params: dict[str, Any] = {
+            "model": self.model,
+            "messages": to_openai_messages(request.system, request.messages),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if request.tools:
+            params["tools"] = [
+                {
+                    "type": "function",
+                    "function": {"name": t.name, "description": t.description, "parameters": t.input_schema},
+                }
+                for t in request.tools
+            ]
+        if request.max_tokens is not None:
+            # OpenAI's reasoning models only take the newer name; compatible servers know the older.
+            key = "max_completion_tokens" if self.base_url is None else "max_tokens"
+            params[key] = request.max_tokens
+        return params
+
+    def _turn(self, reply: _Reply, duration_ms: int) -> Turn:
+        usage = reply.usage()
+        try:
+            cost, priced = pricing.cost_of(self.model, PROVIDER, usage), True
+        except pricing.PriceUnknown:
+            cost, priced = Decimal(0), False
+        finish = reply.finish_reason
+        return Turn(
+            parts=reply.parts(),
+            stop_reason=_STOP_REASONS.get(finish, finish) if finish else None,
+            usage=usage,
+            cost_usd=cost,
+            model=self.name,
+            duration_ms=duration_ms,
+            priced=priced,
+        )
+
+
+async def _next_chunk(stream: Any) -> Any | None:
+    try:
+        return await stream.__anext__()
+    except StopAsyncIteration:
+        return None
+    except (AttributeError, TypeError, ValueError, KeyError, pydantic.ValidationError) as exc:
+        raise ModelCallError("invalid_response", f"openai: malformed stream: {exc}") from exc
+
+
+@dataclass
+class _ToolCall:
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass
+class _Reply:
+    """A streamed reply being assembled from its chunks."""
+
+    text: str = ""
+    reasoning: str = ""
+    tool_calls: dict[int, _ToolCall] = field(default_factory=dict)
+    finish_reason: str | None = None
+    raw_usage: Any = None
+
+    def add(self, chunk: Any) -> list[Delta]:
+        """Take in one chunk; return the live fragments it carried."""
+        if getattr(chunk, "usage", None) is not None:
+            self.raw_usage = chunk.usage
+        deltas: list[Delta] = []
+        for choice in chunk.choices or []:
+            if choice.index != 0:
+                continue
+            if choice.finish_reason:
+                self.finish_reason = choice.finish_reason
+            delta = choice.delta
+            if delta is None:
+                continue
+            # Reasoning text of compatible servers (vLLM: reasoning_content, Ollama: reasoning).
+            extra = delta.model_extra or {}
+            thought = extra.get("reasoning_content") or extra.get("reasoning")
+            if isinstance(thought, str) and thought:
+                self.reasoning += thought
+                deltas.append(Delta(kind="thinking", text=thought))
+            if delta.content:
+                self.text += delta.content
+                deltas.append(Delta(kind="text", text=delta.content))
+            for call in delta.tool_calls or []:
+                self._add_tool_call(call)
+        return deltas
+
+    def _add_tool_call(self, call: Any) -> None:
+        current = self.tool_calls.setdefault(call.index if call.index is not None else 0, _ToolCall())
+        if call.id:
+            current.id = call.id
+        if call.function is not None:
+            if call.function.name:
+                current.name += call.function.name
+            if call.function.arguments:
+                current.arguments += call.function.arguments
+
+    def parts(self) -> list[Part]:
+        parts: list[Part] = []
+        if self.reasoning:
+            parts.append(ThinkingPart(thinking=self.reasoning))
+        if self.text:
+            parts.append(TextPart(text=self.text))
+        for index in sorted(self.tool_calls):
+            call = self.tool_calls[index]
+            if not call.name:
+                raise ModelCallError("invalid_response", "openai: a streamed tool call has no function name")
+            call_id = call.id or f"call_{uuid.uuid4().hex[:24]}"  # some local servers send no id
+            parts.append(ToolUsePart(id=call_id, name=call.name, input=parse_arguments(call.arguments)))
+        return parts
+
+    def usage(self) -> Usage:
+        """Usage by token class: OpenAI's prompt tokens include the cached ones."""
+        raw = self.raw_usage
+        prompt = getattr(raw, "prompt_tokens", None)
+        completion = getattr(raw, "completion_tokens", None)
+        if prompt is None or completion is None:
+            raise ModelCallError(
+                "invalid_response", "openai: the stream carried no token usage (stream_options.include_usage)"
+            )
+        details = getattr(raw, "prompt_tokens_details", None)
+        cached = min(getattr(details, "cached_tokens", None) or 0, prompt)
+        return Usage(input_tokens=prompt - cached, output_tokens=completion, cache_read_tokens=cached)
+
+
+def parse_arguments(raw: str) -> dict[str, Any]:
+    """A tool call's input from its JSON arguments; see the module docstring for bad JSON."""
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {INVALID_JSON_KEY: raw}
+    return value if isinstance(value, dict) else {INVALID_JSON_KEY: raw}
+
+
+# --- keen -> requests ----------------------------------------------------------------------------
+
+
+def to_openai_messages(system: str, messages: list[Message]) -> list[dict[str, Any]]:
+    """Chat messages: tool results become `tool` messages; thinking and provider parts are dropped."""
+    out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    for message in messages:
+        if message.role == "assistant":
+            out.extend(_assistant_message(message))
+        else:
+            out.extend(_user_messages(message))
+    return out
+
+
+def _assistant_message(message: Message) -> list[dict[str, Any]]:
+    text = "".join(p.text for p in message.parts if isinstance(p, TextPart))
+    calls = [
+        {"id": p.id, "type": "function", "function": {"name": p.name, "arguments": json.dumps(p.input)}}
+        for p in message.parts
+        if isinstance(p, ToolUsePart)
+    ]
+    if not text and not calls:
+        return []
+    entry: dict[str, Any] = {"role": "assistant", "content": text or None}
+    if calls:
+        entry["tool_calls"] = calls
+    return [entry]
+
+
+def _user_messages(message: Message) -> list[dict[str, Any]]:
+    # Tool results first: they must directly follow the assistant message that made the calls.
+    out: list[dict[str, Any]] = [
+        {
+            "role": "tool",
+            "tool_call_id": p.tool_use_id,
+            "content": f"ERROR: {p.content}" if p.is_error else p.content,
+        }
+        for p in message.parts
+        if isinstance(p, ToolResultPart)
+    ]
+    text = "\n".join(p.text for p in message.parts if isinstance(p, TextPart) and p.text)
+    if text:
+        out.append({"role": "user", "content": text})
+    return out
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+_CONTEXT_LENGTH = re.compile(r"context length|context window|maximum context|too many tokens", re.I)
+_KIND_BY_CODE = {
+    "context_length_exceeded": "context_length",
+    "insufficient_quota": "bad_request",  # a 429 that waiting does not fix
+    "rate_limit_exceeded": "rate_limit",
+    "server_error": "server_error",
+}
+
+
+def map_error(exc: Exception) -> ModelCallError:
+    """The `ModelCallError` for an SDK or transport failure, carrying the provider's message."""
+    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
+        return ModelCallError("timeout", f"openai: request timed out ({exc})")
+    if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
+        cause = exc.__cause__ or exc
+        detail = str(cause) or type(cause).__name__
+        return ModelCallError("connection", f"openai: connection failed or dropped: {detail}")
+    if isinstance(exc, openai.APIError):
+        message = _provider_message(exc)
+        status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
+        kind = error_kind(status, exc.code, exc.type, message)
+        retry_after = None
+        if isinstance(exc, openai.APIStatusError) and kind in ModelCallError.RETRYABLE:
+            retry_after = retry_after_seconds(exc.response.headers)
+        return ModelCallError(
+            kind, f"openai {status or 'stream error'}: {message}", status=status, retry_after=retry_after
+        )
+    return ModelCallError("invalid_response", f"openai: {exc}")
+
+
+def _provider_message(exc: Any) -> str:
+    body = exc.body
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return body["message"]
+    return exc.message
+
+
+def error_kind(status: int | None, code: str | None, error_type: str | None, message: str) -> str:
+    if code in _KIND_BY_CODE:
+        return _KIND_BY_CODE[code]
+    if status is None:
+        return "server_error"  # an error event inside a stream that had started fine
+    if status == 429:
+        return "rate_limit"
+    if status == 529 or error_type == "overloaded_error":
+        return "overloaded"
+    if status == 408:
+        return "timeout"
+    if status >= 500:
+        return "server_error"
+    if status in (401, 403):
+        return "auth"
+    if _CONTEXT_LENGTH.search(message):
+        return "context_length"
+    return "bad_request"
