@@ -68,8 +68,8 @@ async def measure(steps: int, work: Path) -> dict[str, Any]:
             return result
 
     class BenchRunner(LocalRunner):
-        def _deps(self, options: Any, model: Any) -> Any:
-            deps = super()._deps(options, TimedModel(model))
+        def _deps(self, options: Any, model: Any, short_id: str) -> Any:
+            deps = super()._deps(options, TimedModel(model), short_id)
             deps.tools = TimedTools(deps.tools.get(n) for n in deps.tools.names)  # type: ignore[misc]
             return deps
 

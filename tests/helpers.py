@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +111,46 @@ async def run_session(
 def assert_gap_free(events: list[Any]) -> None:
     seqs = [e.seq for e in events]
     assert seqs == list(range(1, len(seqs) + 1)), f"seq is not gap-free: {seqs}"
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def pgid_alive(pgid: int) -> bool:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def start_keen(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    return subprocess.Popen(
+        [str(KEEN_BIN), *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def event_count(db_path: Path, type_: str) -> int:
+    if not db_path.exists():
+        return 0
+    try:
+        return (
+            sqlite3.connect(db_path)
+            .execute("select count(*) from session_events where type = ?", (type_,))
+            .fetchone()[0]
+        )
+    except sqlite3.OperationalError:
+        return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -173,6 +174,7 @@ class Agent:
         self.root_session_id = spec.root_session_id
         self.branch_name = spec.branch_name
         self.depth = spec.depth
+        self.tree = deps.tree
 
     # -- running -----------------------------------------------------------------------------
 
@@ -511,9 +513,7 @@ class Agent:
         return event
 
     async def _finish(self, end: _End, started: float) -> AgentResult:
-        commit = await self._commit_remaining(end)
-        if commit:
-            self.commits.append(commit)
+        await self._commit_remaining(end)
         files = await self.repo.changes_between(self.start_commit, "HEAD")
         result = AgentResult(
             session_id=self.session_id,
@@ -540,15 +540,27 @@ class Agent:
             branch=self.spec.branch_name,
             vision=self.spec.vision[:500],
         )
+        return await self._commit(message)
+
+    async def commit_checkpoint(self, what: str) -> str | None:
+        """Commit pending work (before summoning, so a child starts from it)."""
+        return await self._commit(f"keen: {what}\n\nSession: {self.spec.short_id} ({self.spec.branch_name})")
+
+    async def _commit(self, message: str) -> str | None:
         commit = await self.repo.commit_all(message)
         if commit is None:
             return None
+        self.commits.append(commit)
         files = await self.repo.files_in_commit(commit)
         branch = await self.repo.current_branch()
         await self._emit(
             ev.GIT_COMMITTED, {"branch": branch, "commit": commit, "message": message, "files": files}
         )
         return commit
+
+
+def new_session_id() -> str:
+    return uuid.uuid4().hex
 
 
 def system_prompt(

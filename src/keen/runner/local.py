@@ -6,7 +6,6 @@ The CLI (local mode) calls this directly; the server will call the same function
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 from keen.agent.budget import Budget, BudgetMeter
 from keen.agent.completion import AcceptAllGate, CompletionGate
-from keen.agent.loop import Agent, AgentDeps, AgentResult, AgentSpec, IterationPool
+from keen.agent.loop import Agent, AgentDeps, AgentResult, AgentSpec, IterationPool, new_session_id
 from keen.agent.phases import Phase, parse_phase
 from keen.agent.vision import check_vision
 from keen.config import Settings
@@ -119,10 +118,6 @@ def make_options(
     )
 
 
-def new_session_id() -> str:
-    return uuid.uuid4().hex
-
-
 def completion_gate(mode: str) -> CompletionGate:
     """The completion gate for a `--gates` mode."""
     return AcceptAllGate()
@@ -198,11 +193,22 @@ class LocalRunner:
         return spec
 
     async def run(self, spec: AgentSpec, options: RunOptions) -> AgentResult:
+        return await self._run(spec, options, resume=False)
+
+    async def _run(self, spec: AgentSpec, options: RunOptions, *, resume: bool) -> AgentResult:
+        """Run (or resume) a root agent with its tree wired to this runner's bus."""
+        events = await self.store.events(spec.root_session_id)
         model = build_model(options.model, self.settings, web_search=options.web_search)
+        deps = self._deps(options, model, spec.short_id)
+        deps.tree.load(events)
+        if resume:
+            deps.budget.spent = sum((n.cost_usd for n in deps.tree.projection.nodes.values()), Decimal(0))
+            deps.iterations.used = sum(n.iterations for n in deps.tree.projection.nodes.values())
+        unsubscribe = self.bus.add_callback(deps.tree.observe, spec.root_session_id)
         try:
-            agent = Agent(spec, self._deps(options, model))
-            return await agent.run()
+            return await Agent(spec, deps).run(resume_events=events if resume else None)
         finally:
+            unsubscribe()
             await model.aclose()
 
     async def resume(self, session_id: str) -> AgentResult:
@@ -213,12 +219,6 @@ class LocalRunner:
         check_model_config(options.model, self.settings)
         if not options.workspace.is_dir() or not await GitRepo(options.workspace).is_repo():
             raise WorkspaceError(f"the workspace {options.workspace} of session {root.short_id} is gone")
-        events = await self.store.events(root.id)
-        tree_rows = await self.sessions.tree(root.id)
-        model = build_model(options.model, self.settings, web_search=options.web_search)
-        deps = self._deps(options, model)
-        deps.budget.spent = sum((r.cost_usd for r in tree_rows), Decimal(0))
-        deps.iterations.used = sum(1 for e in events if e.type == ev.MODEL_RESPONDED)
         spec = AgentSpec(
             session_id=root.id,
             short_id=root.short_id,
@@ -233,19 +233,16 @@ class LocalRunner:
             gates=options.gates,
             start_commit=root.start_commit or "HEAD",
         )
-        try:
-            agent = Agent(spec, deps)
-            return await agent.run(resume_events=events)
-        finally:
-            await model.aclose()
+        return await self._run(spec, options, resume=True)
 
-    def _deps(self, options: RunOptions, model: Model) -> AgentDeps:
+    def _deps(self, options: RunOptions, model: Model, short_id: str) -> AgentDeps:
+        from keen.agent.tree import Tree
         from keen.tools import agent_tools
 
         budget = Budget(limit=options.budget)
         return AgentDeps(
             model=model,
-            tools=agent_tools(validation=False, summon=False),
+            tools=agent_tools(validation=False, summon=True),
             sink=self.sink,
             meter=BudgetMeter(budget),
             budget=budget,
@@ -253,6 +250,7 @@ class LocalRunner:
             gate=completion_gate(options.gates),
             secret_values=tuple(self.settings.secret_values()),
             retry_base_delay=self.settings.keen_retry_base_delay,
+            tree=Tree(root_short_id=short_id, worktrees_dir=self.settings.keen_home / "worktrees"),
         )
 
 

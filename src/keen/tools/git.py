@@ -80,13 +80,17 @@ class GitInput(BaseModel):
     "(mixed) unless you pass `--hard` in args yourself, which discards uncommitted changes. "
     "Options that leave the workspace or change git's configuration (-C, -c, --git-dir, "
     "--work-tree, --output, --no-index, …) are refused. A failing git command is an error "
-    "with git's message.",
+    "with git's message. A child agent's tree name (e.g. summon-A) can be used as `branch` for "
+    "merge and checkout.",
     GitInput,
 )
 async def git(ctx: ToolContext, args: GitInput) -> dict[str, Any]:
-    argv = build_argv(args)
+    repo = GitRepo(ctx.workspace.root)
     env = {**git_env(scrubbed_env(ctx.secret_values)), "GIT_EDITOR": "true"}  # never wait on an editor
-    result = await GitRepo(ctx.workspace.root).run(*argv, check=False, env=env)
+    if args.branch is not None and args.action in ("merge", "checkout") and not args.create:
+        args = args.model_copy(update={"branch": await _tree_branch(ctx, repo, args.branch, env)})
+    argv = build_argv(args)
+    result = await repo.run(*argv, check=False, env=env)
     output = {
         "command": shlex.join(["git", *argv]),
         "exit_code": result.exit_code,
@@ -99,6 +103,18 @@ async def git(ctx: ToolContext, args: GitInput) -> dict[str, Any]:
         detail = (result.stderr.strip() or result.stdout.strip() or "no output")[-2000:]
         raise ToolError(f"git {args.action} failed (exit {result.exit_code}): {detail}", output=output)
     return output
+
+
+async def _tree_branch(ctx: ToolContext, repo: GitRepo, branch: str, env: dict[str, str]) -> str:
+    """A child's tree name (`summon-A`) stands for its git branch (`keen/<session>/summon-A`)."""
+    tree = getattr(ctx.agent, "tree", None)
+    if tree is None or (await repo.run("rev-parse", "--verify", "-q", branch, check=False, env=env)).ok:
+        return branch
+    from keen.agent.tree import git_branch_name
+
+    candidate = git_branch_name(tree.root_short_id, branch)
+    found = await repo.run("rev-parse", "--verify", "-q", candidate, check=False, env=env)
+    return candidate if found.ok else branch
 
 
 def build_argv(args: GitInput) -> list[str]:
