@@ -75,7 +75,8 @@ async def measure(steps: int, work: Path) -> dict[str, Any]:
 
     script = work / "script.json"
     turns = [
-        {"tool_calls": [{"name": "continue_work", "input": {"next_action": f"step {i}"}}]} for i in range(steps - 1)
+        {"tool_calls": [{"name": "continue_work", "input": {"next_action": f"step {i}"}}]}
+        for i in range(steps - 1)
     ]
     turns.append({"tool_calls": [{"name": "report_complete", "input": {"summary": "benchmark done"}}]})
     script.write_text(json.dumps({"agents": {"main": turns}, "context_window": 10_000_000}))
@@ -131,12 +132,20 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         figures = asyncio.run(measure(args.steps, Path(tmp)))
-    figures["machine"] = {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()}
+    figures["machine"] = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+    }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "step_overhead.json").write_text(json.dumps(figures, indent=2) + "\n")
     o, t = figures["overhead_ms"], figures["total_ms_per_step"]
-    print(f"steps: {figures['steps']}  events stored: {figures['events_stored']}  wall: {figures['wall_seconds']} s")
-    print(f"keen overhead per step: median {o['median']} ms, p95 {o['p95']} ms (model and tool time excluded)")
+    print(
+        f"steps: {figures['steps']}  events stored: {figures['events_stored']}  wall: {figures['wall_seconds']} s"
+    )
+    print(
+        f"keen overhead per step: median {o['median']} ms, p95 {o['p95']} ms (model and tool time excluded)"
+    )
     print(f"total per step:         median {t['median']} ms, p95 {t['p95']} ms")
     print(f"written to {RESULTS / 'step_overhead.json'}")
 

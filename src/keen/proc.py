@@ -59,7 +59,7 @@ async def run_process(
     try:
         try:
             await asyncio.wait_for(proc.wait(), timeout=timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             timed_out = True
             kill_group(proc.pid)
             await proc.wait()

@@ -281,3 +281,16 @@ def test_kill_9_then_resume_completes_with_no_event_lost_or_duplicated(
     written = [json.loads(r[2])["input"].get("path") for r in rows if r[1] == "tool.started"]
     assert written == ["one.txt", None, "two.txt", "three.txt", None]
     assert types[-1] == "session.finished"
+
+
+def test_keen_validate_runs_the_engine_from_the_command_line(tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "mod.py").write_text("def f(:\n")
+    result = run_keen("validate", "--dir", str(project), "--categories", "syntax", "--json", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["overall"] == "fail"
+    assert report["categories"]["syntax"]["findings"][0]["file"] == "mod.py"
+    missing = run_keen("validate", "--dir", str(tmp_path / "nope"), cwd=tmp_path)
+    assert missing.returncode == 2 and "nope" in missing.stderr

@@ -18,6 +18,7 @@ class CompletionRequest:
     files_changed: list[str]
     phase: str
     attempt: int  # 1 for the first report_complete of this agent
+    max_attempts: int = 3  # refusals after which the session ends as failed
     facts: dict[str, Any] = field(default_factory=dict)
 
 
@@ -28,6 +29,7 @@ class GateDecision:
     recovery_message: str = ""
     gate: dict[str, Any] | None = None  # the gate evaluation, stored in the events
     report: dict[str, Any] | None = None  # the validation report behind the decision
+    validation_event: dict[str, Any] | None = None  # its `validation.finished` event data
 
 
 @dataclass

@@ -46,6 +46,8 @@ class History:
     # Facts for the quality gates, from what the session really did.
     commands_run: int = 0
     tests_run: bool = False
+    tool_counts: dict[str, int] = field(default_factory=dict)
+    children_summoned: int = 0
     validation: dict[str, Any] | None = None
 
     def apply(self, event: Event) -> None:
@@ -61,7 +63,13 @@ class History:
         return [*base, Message(role="user", parts=_user_order(self.pending))]
 
     def facts(self) -> dict[str, Any]:
-        return {"commands_run": self.commands_run, "tests_run": self.tests_run, "validation": self.validation}
+        return {
+            "commands_run": self.commands_run,
+            "tests_run": self.tests_run,
+            "validation": self.validation,
+            "tool_counts": dict(self.tool_counts),
+            "children_summoned": self.children_summoned,
+        }
 
     def unfinished_calls(self) -> list[ToolUsePart]:
         return [c for c in self.last_calls if c.id not in self.finished_calls]
@@ -95,7 +103,9 @@ class History:
 
     def _tool_started(self, data: dict[str, Any]) -> None:
         self.started_calls.add(data["call_id"])
-        if data.get("name") == "run_command":
+        name = str(data.get("name"))
+        self.tool_counts[name] = self.tool_counts.get(name, 0) + 1
+        if name == "run_command":
             self.commands_run += 1
             command = str((data.get("input") or {}).get("command", ""))
             self.tests_run = self.tests_run or bool(_TEST_COMMAND.search(command))
@@ -137,6 +147,9 @@ class History:
     def _validated(self, data: dict[str, Any]) -> None:
         self.validation = data
 
+    def _spawned(self, data: dict[str, Any]) -> None:
+        self.children_summoned += 1
+
     def _conversation(self, data: dict[str, Any]) -> None:
         if data.get("role") == "user":
             self.pending.append(TextPart(text=data["text"]))
@@ -159,4 +172,5 @@ _HANDLERS = {
     ev.CONTEXT_CONDENSED: History._condensed,
     ev.CONVERSATION_MESSAGE: History._conversation,
     ev.VALIDATION_FINISHED: History._validated,
+    ev.CHILD_SPAWNED: History._spawned,
 }

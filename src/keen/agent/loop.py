@@ -471,6 +471,7 @@ class Agent:
                 files_changed=await self.changed_files(),
                 phase=self.phase,
                 attempt=self.history.refusals + 1,
+                max_attempts=MAX_COMPLETION_REFUSALS,
                 facts=self.history.facts(),
             )
         )
@@ -490,12 +491,8 @@ class Agent:
         raise ToolError(decision.recovery_message or "completion refused: " + "; ".join(decision.reasons))
 
     async def _record_decision(self, decision: GateDecision) -> None:
-        if decision.report is not None:
-            report = decision.report
-            await self._emit(
-                ev.VALIDATION_FINISHED,
-                {k: report.get(k) for k in ("overall", "score", "categories", "languages")},
-            )
+        if decision.validation_event is not None:
+            await self._emit(ev.VALIDATION_FINISHED, decision.validation_event)
         if decision.gate is not None:
             await self._emit(ev.GATE_EVALUATED, decision.gate)
 

@@ -168,7 +168,9 @@ class SessionView:
         if self._live is None:
             self.console.print(line, soft_wrap=True)
             if self.verbose and item.type == ev.MODEL_RESPONDED and item.data.get("text"):
-                self.console.print(Text("      " + _short(item.data["text"], 400), style="italic"), soft_wrap=True)
+                self.console.print(
+                    Text("      " + _short(item.data["text"], 400), style="italic"), soft_wrap=True
+                )
         else:
             self.lines.append(line)
             self._live.update(self.render())

@@ -119,8 +119,12 @@ def make_options(
 
 
 def completion_gate(mode: str) -> CompletionGate:
-    """The completion gate for a `--gates` mode."""
-    return AcceptAllGate()
+    """The completion gate for a `--gates` mode: validation, or none at all when off."""
+    if mode == "off":
+        return AcceptAllGate()
+    from keen.validation.completion import ValidationGate
+
+    return ValidationGate(mode)  # type: ignore[arg-type]
 
 
 class LocalRunner:
@@ -242,7 +246,7 @@ class LocalRunner:
         budget = Budget(limit=options.budget)
         return AgentDeps(
             model=model,
-            tools=agent_tools(validation=False, summon=True),
+            tools=agent_tools(validation=True, summon=True),
             sink=self.sink,
             meter=BudgetMeter(budget),
             budget=budget,

@@ -23,9 +23,7 @@ class AgentControl(Protocol):
         """Move to `phase`; returns the tool output. Raises `ToolError` for a bad phase."""
         ...
 
-    async def request_completion(
-        self, summary: str, success: bool, next_steps: list[str]
-    ) -> dict[str, Any]:
+    async def request_completion(self, summary: str, success: bool, next_steps: list[str]) -> dict[str, Any]:
         """Run the completion gate. Returns the output when accepted; raises `ToolError` if not."""
         ...
 

@@ -19,7 +19,7 @@ def _environment() -> Any:
         keep_trailing_newline=False,
         trim_blocks=True,
         lstrip_blocks=True,
-        autoescape=False,
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "xml")),  # prompts are plain text
     )
 
 

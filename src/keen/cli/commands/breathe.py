@@ -218,7 +218,7 @@ def _dry_run(options: Any, as_json: bool) -> int:
         phase=options.phase,
         gates=options.gates,
     )
-    tools = agent_tools(validation=False, summon=False)
+    tools = agent_tools(validation=True, summon=True)
     prompt = system_prompt(
         spec, tool_names=tools.names, budget=options.budget, max_iterations=options.max_iterations
     )

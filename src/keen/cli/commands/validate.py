@@ -20,14 +20,16 @@ TOP_FINDINGS = 5
 
 def validate_command(directory: Path, categories: list[str] | None, fix: bool, as_json: bool) -> int:
     """Run the engine and print the report; the exit code is 0 (pass/warning), 1 (fail), 2 (bad input)."""
-    err = Console(stderr=True)
     if not directory.is_dir():
-        err.print(f"error: {directory} is not a directory", style="red", markup=False)
+        problem = "is not a directory" if directory.exists() else "does not exist"
+        _error(f"{directory} {problem}")
         return 2
+    # `--categories syntax,tests` and repeated options both work.
+    selected = [name.strip() for entry in categories or [] for name in entry.split(",") if name.strip()]
     try:
-        report = asyncio.run(validate_project(directory, categories=categories or None, fix=fix))
+        report = asyncio.run(validate_project(directory, categories=selected or None, fix=fix))
     except InputError as exc:
-        err.print(f"error: {exc.message}", style="red", markup=False)
+        _error(exc.message)
         return 2
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False) + "\n")
@@ -75,6 +77,10 @@ def render_report(report: ValidationReport, directory: Path) -> RenderableType:
     verdict.append(f"  {report.duration_ms / 1000:.1f} s", style="dim")
     parts.append(verdict)
     return Group(*parts)
+
+
+def _error(message: str) -> None:
+    Console(stderr=True).print(f"error: {message}", style="red", markup=False, soft_wrap=True)
 
 
 def _severity_style(severity: str) -> str:

@@ -1,0 +1,76 @@
+"""Finding and running the external tools validation uses (ruff, pytest, node, npm, tsc, eslint).
+
+Every tool runs through `keen.proc.run_process` (own process group, no stdin, timeout), with
+keen's own secrets removed from the environment: a project's test suite is untrusted code.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from keen.proc import ProcessResult, run_process
+
+
+class ToolUnavailable(Exception):
+    """The tool a check needs is not installed; the check is skipped with this reason."""
+
+
+class ToolFailed(Exception):
+    """The tool ran but produced no usable result (crash, bad configuration)."""
+
+
+def tool_env() -> dict[str, str]:
+    """The environment for external tools: keen's secrets removed, output kept plain."""
+    from keen.tools.shell import scrubbed_env  # the one place that decides what is secret
+
+    env = scrubbed_env()
+    # Options of an enclosing pytest run must not leak into the project's own test run.
+    for name in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_CURRENT_TEST"):
+        env.pop(name, None)
+    env["NO_COLOR"] = "1"
+    env.pop("FORCE_COLOR", None)
+    return env
+
+
+def find_ruff() -> str | None:
+    """ruff installed next to the running interpreter (keen's dependency) first, then PATH."""
+    beside = Path(sys.executable).parent / "ruff"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("ruff")
+
+
+def find_node_tool(root: Path, name: str) -> str | None:
+    """A Node tool from the project's `node_modules/.bin`, else from PATH."""
+    local = root / "node_modules" / ".bin" / name
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    return shutil.which(name)
+
+
+def project_python(root: Path) -> str:
+    """The workspace's own virtualenv interpreter when it has one, else keen's interpreter."""
+    for venv in (".venv", "venv"):
+        candidate = root / venv / "bin" / "python"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return sys.executable
+
+
+async def run_tool(
+    argv: Sequence[str], *, cwd: Path, timeout: float, env: Mapping[str, str] | None = None
+) -> ProcessResult:
+    """Run a tool; a missing program becomes `ToolUnavailable` naming it."""
+    try:
+        return await run_process(argv, cwd=cwd, timeout=timeout, env=env if env is not None else tool_env())
+    except FileNotFoundError as exc:
+        raise ToolUnavailable(f"{Path(argv[0]).name} is not installed") from exc
+
+
+def tail(text: str, lines: int = 15) -> str:
+    """The last lines of a tool's output, for a reason string when it gave nothing usable."""
+    return "\n".join(text.strip().splitlines()[-lines:])
