@@ -92,7 +92,7 @@ def breathe_command(
             spec = await runner.create(options)
             return await runner.run(spec, options)
 
-        return _run_session(
+        return run_with_view(
             settings,
             start,
             model=options.model,
@@ -122,7 +122,7 @@ def resume_command(session_id: str, *, as_json: bool) -> int:
         async def resume(runner: Any) -> Any:
             return await runner.resume(root_id)
 
-        return _run_session(
+        return run_with_view(
             settings,
             resume,
             model=options.model,
@@ -136,7 +136,7 @@ def resume_command(session_id: str, *, as_json: bool) -> int:
     return guarded(body)
 
 
-def _run_session(
+def run_with_view(
     settings: Any,
     start: Callable[[Any], Awaitable[Any]],
     *,
