@@ -11,7 +11,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field, PrivateAttr, TypeAdapter
 
 
 class TextPart(BaseModel):
@@ -75,15 +75,29 @@ def parts_to_json(parts: list[Part]) -> list[dict[str, Any]]:
 class Message(BaseModel):
     role: Literal["user", "assistant"]
     parts: list[Part]
+    # Size for token estimates, computed once: messages are not changed after they are built
+    # (condensing makes new ones), and a long session estimates every call.
+    _chars: int | None = PrivateAttr(default=None)
 
     def text(self) -> str:
         return "\n".join(p.text for p in self.parts if isinstance(p, TextPart))
+
+    def chars(self) -> int:
+        if self._chars is None:
+            self._chars = sum(_part_chars(p) for p in self.parts)
+        return self._chars
 
 
 class ToolSpec(BaseModel):
     name: str
     description: str
     input_schema: dict[str, Any]
+    _chars: int | None = PrivateAttr(default=None)
+
+    def chars(self) -> int:
+        if self._chars is None:
+            self._chars = len(self.name) + len(self.description) + len(str(self.input_schema))
+        return self._chars
 
 
 class Request(BaseModel):
@@ -189,11 +203,8 @@ class Model(Protocol):
 
 def estimate_tokens(request: Request) -> int:
     """A deliberately high token estimate (3 characters per token) for budgeting and condensing."""
-    chars = len(request.system)
-    chars += sum(len(t.name) + len(t.description) + len(str(t.input_schema)) for t in request.tools)
-    for message in request.messages:
-        for part in message.parts:
-            chars += _part_chars(part)
+    chars = len(request.system) + sum(t.chars() for t in request.tools)
+    chars += sum(m.chars() for m in request.messages)
     return chars // 3 + 16 * len(request.messages) + 64
 
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 
 from keen.errors import InputError, NotFoundError
 from keen.events import types as ev
@@ -23,14 +23,17 @@ from keen.store.models import EventRow, SessionRow
 class SqlEventStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # Each session's cost as last written: a session has one writer (the process running
+        # it), so the running total need not be read back before every model call's update.
+        self._costs: dict[str, Decimal] = {}
 
     async def append(self, event: Event) -> None:
-        async with self.db.session() as s, s.begin():
+        # Core statements on one transaction: an event costs a few statements, not an ORM flush.
+        async with self.db.engine.begin() as conn:
             if event.type == ev.SESSION_CREATED:
-                s.add(_new_session_row(event))
-                await s.flush()
-            s.add(
-                EventRow(
+                await conn.execute(insert(SessionRow).values(**_new_session_values(event)))
+            await conn.execute(
+                insert(EventRow).values(
                     root_id=event.root_session_id,
                     seq=event.seq,
                     session_id=event.session_id,
@@ -42,10 +45,15 @@ class SqlEventStore:
             )
             values = _projection(event)
             if event.type == ev.MODEL_RESPONDED:  # money is added in Python: SQLite has no decimals
-                current = await s.scalar(select(SessionRow.cost_usd).where(SessionRow.id == event.session_id))
-                values["cost_usd"] = (current or Decimal(0)) + Decimal(str(event.data.get("cost_usd", "0")))
+                current = self._costs.get(event.session_id)
+                if current is None:
+                    stored = await conn.scalar(select(SessionRow.cost_usd).where(SessionRow.id == event.session_id))
+                    current = stored or Decimal(0)
+                values["cost_usd"] = current + Decimal(str(event.data.get("cost_usd", "0")))
             if values:
-                await s.execute(update(SessionRow).where(SessionRow.id == event.session_id).values(**values))
+                await conn.execute(update(SessionRow).where(SessionRow.id == event.session_id).values(**values))
+        if "cost_usd" in values:  # only once the transaction committed
+            self._costs[event.session_id] = values["cost_usd"]
 
     async def max_seq(self, root_session_id: str) -> int:
         async with self.db.session() as s:
@@ -123,9 +131,9 @@ class SessionRepository:
             await s.execute(update(SessionRow).where(SessionRow.id == session_id).values(pid=pid))
 
 
-def _new_session_row(event: Event) -> SessionRow:
+def _new_session_values(event: Event) -> dict[str, Any]:
     d = event.data
-    return SessionRow(
+    return dict(
         id=event.session_id,
         short_id=d.get("short_id") or event.session_id[:8],
         root_id=event.root_session_id,
