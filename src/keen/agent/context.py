@@ -42,6 +42,17 @@ def shorten_tool_results(messages: list[Message], keep_last: int, max_chars: int
     return out
 
 
+def long_old_results(messages: list[Message], keep_last: int, max_chars: int) -> int:
+    """How many tool results `shorten_tool_results` would cut."""
+    cutoff = max(len(messages) - keep_last, 0)
+    return sum(
+        1
+        for message in messages[:cutoff]
+        for p in message.parts
+        if isinstance(p, ToolResultPart) and len(p.content) > max_chars
+    )
+
+
 def summary_split(messages: list[Message], keep_last: int) -> int:
     """Index where the kept tail starts: an assistant message, so tool results stay paired."""
     start = max(len(messages) - keep_last, 1)

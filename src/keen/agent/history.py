@@ -77,10 +77,13 @@ class History:
     # -- handlers ---------------------------------------------------------------------------
 
     def _started(self, data: dict[str, Any]) -> None:
-        self.pending.append(TextPart(text=data["first_message"]))
+        if data.get("first_message"):  # a conversation starts with no message of its own
+            self.pending.append(TextPart(text=data["first_message"]))
         self.phase = data.get("phase", self.phase)
 
     def _responded(self, data: dict[str, Any]) -> None:
+        if data.get("side_call"):
+            return  # a call outside the conversation (vision synthesis): costed, not a turn
         if self.pending:
             self.messages.append(Message(role="user", parts=_user_order(self.pending)))
             self.pending = []
@@ -154,6 +157,11 @@ class History:
         if data.get("role") == "user":
             self.pending.append(TextPart(text=data["text"]))
 
+    def _cleared(self, data: dict[str, Any]) -> None:
+        self.messages = []
+        self.pending = []
+        self.last_calls = []
+
 
 def _user_order(parts: list[Part]) -> list[Part]:
     """Tool results first, then text: providers require results to lead the user turn."""
@@ -171,6 +179,7 @@ _HANDLERS = {
     ev.COMPLETION_BLOCKED: History._blocked,
     ev.CONTEXT_CONDENSED: History._condensed,
     ev.CONVERSATION_MESSAGE: History._conversation,
+    ev.CONVERSATION_CLEARED: History._cleared,
     ev.VALIDATION_FINISHED: History._validated,
     ev.CHILD_SPAWNED: History._spawned,
 }

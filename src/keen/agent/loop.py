@@ -381,17 +381,15 @@ class Agent:
         if before <= limit and not force:
             return
         messages = self.history.messages
-        shortened = context.shorten_tool_results(
-            messages, context.KEEP_WHOLE_MESSAGES, context.SHORTENED_RESULT_CHARS
-        )
-        if shortened != messages:
-            after = self._estimate(shortened)
+        keep, max_chars = context.KEEP_WHOLE_MESSAGES, context.SHORTENED_RESULT_CHARS
+        if context.long_old_results(messages, keep, max_chars):
+            after = self._estimate(context.shorten_tool_results(messages, keep, max_chars))
             await self._emit(
                 ev.CONTEXT_CONDENSED,
                 {
                     "method": "shorten",
-                    "keep_last": context.KEEP_WHOLE_MESSAGES,
-                    "max_chars": context.SHORTENED_RESULT_CHARS,
+                    "keep_last": keep,
+                    "max_chars": max_chars,
                     "tokens_before": before,
                     "tokens_after": after,
                 },
@@ -403,7 +401,9 @@ class Agent:
         if keep_from <= 1:
             return  # nothing old enough to fold away
         summary = context.build_summary(self.history.messages[:keep_from])
-        condensed = context.replace_with_summary(self.history.messages, keep_from, summary)
+        after = self._estimate(context.replace_with_summary(self.history.messages, keep_from, summary))
+        if after >= before:
+            return  # what would be folded away is smaller than its summary
         await self._emit(
             ev.CONTEXT_CONDENSED,
             {
@@ -411,7 +411,7 @@ class Agent:
                 "keep_from": keep_from,
                 "summary": summary,
                 "tokens_before": before,
-                "tokens_after": self._estimate(condensed),
+                "tokens_after": after,
             },
         )
 

@@ -23,9 +23,9 @@ def _environment() -> Any:
     )
 
 
-def render(name: str, **context: Any) -> str:
-    """Render `name` (e.g. "system.j2") with `context`; the result is stripped."""
-    return _environment().get_template(name).render(**context).strip()
+def render(template: str, /, **context: Any) -> str:
+    """Render `template` (e.g. "system.j2") with `context`; the result is stripped."""
+    return _environment().get_template(template).render(**context).strip()
 
 
 def template_names() -> list[str]:
