@@ -22,8 +22,8 @@ from keen.llm.base import (
     Delta,
     DeltaCallback,
     Message,
-    Model,
     Part,
+    ProviderModel,
     ProviderPart,
     RedactedThinkingPart,
     Request,
@@ -33,7 +33,6 @@ from keen.llm.base import (
     ToolUsePart,
     Turn,
     Usage,
-    estimate_tokens,
 )
 from keen.llm.retry import retry_after_seconds
 
@@ -84,11 +83,10 @@ def capabilities(model: str) -> Capabilities:
     return _FALLBACK
 
 
-class AnthropicModel:
+class AnthropicModel(ProviderModel):
     """A Claude model. One instance serves every agent of a session (it holds no conversation)."""
 
     provider = PROVIDER
-    scripted = False
 
     def __init__(
         self,
@@ -108,22 +106,6 @@ class AnthropicModel:
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0
         )
-
-    def for_agent(self, agent_key: str) -> Model:
-        return self
-
-    def state(self) -> dict[str, Any] | None:
-        return None
-
-    def restore(self, state: dict[str, Any] | None) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        await self._client.close()
-
-    def worst_case_cost(self, request: Request) -> Decimal:
-        output = request.max_tokens or self.max_output_tokens
-        return pricing.worst_case_cost(self.model, PROVIDER, estimate_tokens(request), output)
 
     async def complete(self, request: Request, on_delta: DeltaCallback | None = None) -> Turn:
         started = time.monotonic()

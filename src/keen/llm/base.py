@@ -201,6 +201,35 @@ class Model(Protocol):
     async def aclose(self) -> None: ...
 
 
+class ProviderModel:
+    """What the real providers share: one stateless instance serves every agent of a session,
+    and the worst case of a call is priced from the provider's price table."""
+
+    provider: str
+    model: str
+    max_output_tokens: int
+    scripted = False
+    _client: Any
+
+    def for_agent(self, agent_key: str) -> ProviderModel:
+        return self
+
+    def state(self) -> dict[str, Any] | None:
+        return None
+
+    def restore(self, state: dict[str, Any] | None) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    def worst_case_cost(self, request: Request) -> Decimal:
+        from keen.llm import pricing
+
+        output = request.max_tokens or self.max_output_tokens
+        return pricing.worst_case_cost(self.model, self.provider, estimate_tokens(request), output)
+
+
 def estimate_tokens(request: Request) -> int:
     """A deliberately high token estimate (3 characters per token) for budgeting and condensing."""
     chars = len(request.system) + sum(t.chars() for t in request.tools)

@@ -55,7 +55,7 @@ def build_model(spec: str, settings: Settings, *, web_search: bool = True) -> Mo
     from keen.llm.openai import OpenAIModel
 
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    return OpenAIModel(name, api_key=key or "not-needed", base_url=settings.openai_base_url)
+    return OpenAIModel(name, api_key=key, base_url=settings.openai_base_url)
 
 
 def _has(secret: object) -> bool:

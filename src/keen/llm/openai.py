@@ -28,8 +28,8 @@ from keen.llm.base import (
     Delta,
     DeltaCallback,
     Message,
-    Model,
     Part,
+    ProviderModel,
     Request,
     TextPart,
     ThinkingPart,
@@ -37,7 +37,6 @@ from keen.llm.base import (
     ToolUsePart,
     Turn,
     Usage,
-    estimate_tokens,
 )
 from keen.llm.retry import retry_after_seconds
 
@@ -71,11 +70,10 @@ def limits(model: str) -> tuple[int, int]:
     return DEFAULT_CONTEXT_WINDOW, DEFAULT_MAX_OUTPUT_TOKENS
 
 
-class OpenAIModel:
+class OpenAIModel(ProviderModel):
     """A chat-completions model. `base_url` points it at any OpenAI-compatible server."""
 
     provider = PROVIDER
-    scripted = False
 
     def __init__(
         self,
@@ -93,22 +91,6 @@ class OpenAIModel:
         self._client = openai.AsyncOpenAI(
             api_key=api_key or "no-key", base_url=base_url, timeout=timeout, max_retries=0
         )
-
-    def for_agent(self, agent_key: str) -> Model:
-        return self
-
-    def state(self) -> dict[str, Any] | None:
-        return None
-
-    def restore(self, state: dict[str, Any] | None) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        await self._client.close()
-
-    def worst_case_cost(self, request: Request) -> Decimal:
-        output = request.max_tokens or self.max_output_tokens
-        return pricing.worst_case_cost(self.model, PROVIDER, estimate_tokens(request), output)
 
     async def complete(self, request: Request, on_delta: DeltaCallback | None = None) -> Turn:
         started = time.monotonic()
