@@ -45,7 +45,7 @@ def event_line(event: Event, branches: dict[str, str] | None = None) -> Text:
     """One readable line for an event, prefixed with its seq and the agent's branch."""
     d = event.data
     who = (branches or {}).get(event.session_id, event.session_id[:8])
-    line = Text(f"{event.seq:>5} ", style="dim")
+    line = Text(f"{event.seq:>5} ", style="dim", no_wrap=True, overflow="ellipsis")
     line.append(f"{who:<12} ", style="magenta")
     line.append(f"{event.type:<20} ", style="bold")
     line.append(_detail(event.type, d))
@@ -73,8 +73,16 @@ def _detail(type_: str, d: dict[str, Any]) -> str:
         return f"{d.get('branch')} ({d.get('specialization')}): {_short(d.get('vision', ''), 60)}"
     if type_ == ev.CHILD_FINISHED:
         return f"{d.get('status')}, merge {(d.get('merge') or {}).get('result', '-')}"
-    if type_ in (ev.GIT_COMMITTED, ev.GIT_MERGED):
-        return f"{str(d.get('commit') or '')[:10]} {_short(d.get('message') or d.get('from') or '', 60)}"
+    if type_ == ev.GIT_COMMITTED:
+        headline = str(d.get("message") or "").splitlines()[0] if d.get("message") else ""
+        return f"{str(d.get('commit') or '')[:10]} {_short(headline, 60)} ({len(d.get('files', []))} files)"
+    if type_ == ev.GIT_MERGED:
+        conflicts = d.get("conflicts") or []
+        outcome = f"conflicts: {', '.join(conflicts)}" if conflicts else str(d.get("commit") or "")[:10]
+        return f"{d.get('from')} → {d.get('into')} {outcome}"
+    if type_ == ev.GATE_EVALUATED:
+        verdict = "passed" if d.get("passed") else "failed: " + "; ".join(d.get("reasons", []))
+        return _short(f"{d.get('phase')} gate ({d.get('mode')}) {verdict}", 90)
     if type_ == ev.AGENT_NUDGED:
         return str(d.get("reason"))
     if type_ == ev.COMPLETION_BLOCKED:
