@@ -34,6 +34,7 @@ class Subscription:
         self.root_id = root_id
         self.queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=maxsize)
         self.overflowed = False
+        self.closed = False
 
     def offer(self, item: Item) -> None:
         try:
@@ -43,14 +44,17 @@ class Subscription:
             self.close()
 
     def close(self) -> None:
+        self.closed = True
         self._bus._remove(self)
-        with contextlib.suppress(asyncio.QueueFull):
+        with contextlib.suppress(asyncio.QueueFull):  # a full queue ends by `closed` instead
             self.queue.put_nowait(None)
 
     def __aiter__(self) -> Subscription:
         return self
 
     async def __anext__(self) -> Item:
+        if self.closed and self.queue.empty():
+            raise StopAsyncIteration
         item = await self.queue.get()
         if item is None:
             raise StopAsyncIteration
