@@ -30,6 +30,7 @@ async def test_long_session_condenses_instead_of_failing(repo: Path, tmp_path: P
         history.apply(event)
     first = history.messages[0]
     assert any(isinstance(p, TextPart) and "condensed" in p.text for p in first.parts)
+    assert history.chars == sum(m.chars() for m in history.messages)  # the running size stays exact
     newest = [p for m in history.messages for p in m.parts if isinstance(p, ToolResultPart)][-1]
     assert big in newest.content  # the newest result is whole
 

@@ -43,6 +43,7 @@ class History:
     refusals: int = 0
     completed: dict[str, Any] | None = None  # the accepted report_complete input
     last_input_tokens: int = 0
+    chars: int = 0  # size of `messages`, kept as they change: estimating must not walk them all
     # Facts for the quality gates, from what the session really did.
     commands_run: int = 0
     tests_run: bool = False
@@ -74,6 +75,14 @@ class History:
     def unfinished_calls(self) -> list[ToolUsePart]:
         return [c for c in self.last_calls if c.id not in self.finished_calls]
 
+    def _append(self, message: Message) -> None:
+        self.messages.append(message)
+        self.chars += message.chars()
+
+    def _replace(self, messages: list[Message]) -> None:
+        self.messages = messages
+        self.chars = sum(m.chars() for m in messages)
+
     # -- handlers ---------------------------------------------------------------------------
 
     def _started(self, data: dict[str, Any]) -> None:
@@ -85,10 +94,10 @@ class History:
         if data.get("side_call"):
             return  # a call outside the conversation (vision synthesis): costed, not a turn
         if self.pending:
-            self.messages.append(Message(role="user", parts=_user_order(self.pending)))
+            self._append(Message(role="user", parts=_user_order(self.pending)))
             self.pending = []
         parts = parts_from_json(data["parts"])
-        self.messages.append(Message(role="assistant", parts=parts))
+        self._append(Message(role="assistant", parts=parts))
         self.iterations += 1
         self.model_state = data.get("model_state")
         self.last_calls = [p for p in parts if isinstance(p, ToolUsePart)]
@@ -143,9 +152,9 @@ class History:
 
     def _condensed(self, data: dict[str, Any]) -> None:
         if data["method"] == "shorten":
-            self.messages = context.shorten_tool_results(self.messages, data["keep_last"], data["max_chars"])
+            self._replace(context.shorten_tool_results(self.messages, data["keep_last"], data["max_chars"]))
         else:
-            self.messages = context.replace_with_summary(self.messages, data["keep_from"], data["summary"])
+            self._replace(context.replace_with_summary(self.messages, data["keep_from"], data["summary"]))
 
     def _validated(self, data: dict[str, Any]) -> None:
         self.validation = data
@@ -158,7 +167,7 @@ class History:
             self.pending.append(TextPart(text=data["text"]))
 
     def _cleared(self, data: dict[str, Any]) -> None:
-        self.messages = []
+        self._replace([])
         self.pending = []
         self.last_calls = []
 

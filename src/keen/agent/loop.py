@@ -39,6 +39,7 @@ from keen.llm.base import (
     Turn,
     estimate_tokens,
     parts_to_json,
+    tokens_for,
 )
 from keen.llm.retry import complete_with_retries
 from keen.tools.context import ToolContext
@@ -371,7 +372,14 @@ class Agent:
         )
 
     def _estimate(self, messages: list[Message] | None = None) -> int:
-        return estimate_tokens(self._build_request(messages))
+        if messages is not None:
+            return estimate_tokens(self._build_request(messages))
+        # The usual case, once per call: the history keeps its own size.
+        request = self._build_request([])
+        fixed = len(request.system) + sum(t.chars() for t in request.tools)
+        pending = sum(m.chars() for m in request.messages)
+        count = len(self.history.messages) + len(request.messages)
+        return tokens_for(fixed + self.history.chars + pending, count)
 
     async def _condense(self, force: bool = False) -> None:
         limit = context.CONDENSE_AT * context.usable_window(

@@ -234,7 +234,12 @@ def estimate_tokens(request: Request) -> int:
     """A deliberately high token estimate (3 characters per token) for budgeting and condensing."""
     chars = len(request.system) + sum(t.chars() for t in request.tools)
     chars += sum(m.chars() for m in request.messages)
-    return chars // 3 + 16 * len(request.messages) + 64
+    return tokens_for(chars, len(request.messages))
+
+
+def tokens_for(chars: int, message_count: int) -> int:
+    """The token estimate for a request of `chars` characters in `message_count` messages."""
+    return chars // 3 + 16 * message_count + 64
 
 
 def _part_chars(part: Part) -> int:

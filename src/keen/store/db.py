@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from keen.errors import ConfigError
 
+T = TypeVar("T")
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration; a test checks it matches Alembic's head so this cannot drift.
 HEAD_REVISION = "0001"
@@ -50,9 +53,26 @@ class Database:
         else:
             kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        self._sqlite_writer: Engine | None = None
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            # SQLite writes go through the sync driver in one worker-thread hop per transaction;
+            # aiosqlite would make one hop per statement, which dominates an event append.
+            self._sqlite_writer = create_engine(sync_url(url), connect_args={"timeout": 30})
+            event.listen(self._sqlite_writer, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one transaction on a synchronous connection and commit it."""
+        if self._sqlite_writer is not None:
+            return await asyncio.to_thread(self._write_sqlite, work)
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(work)
+
+    def _write_sqlite(self, work: Callable[[Connection], T]) -> T:
+        assert self._sqlite_writer is not None
+        with self._sqlite_writer.begin() as conn:
+            return work(conn)
 
     def session(self) -> AsyncSession:
         return self.sessions()
@@ -61,8 +81,6 @@ class Database:
         """Bring the schema to the newest migration (a no-op query when it already is)."""
         if await self._current_revision() == HEAD_REVISION:
             return
-        import asyncio
-
         await asyncio.to_thread(run_migrations, self.url)
 
     async def _current_revision(self) -> str | None:
@@ -75,6 +93,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._sqlite_writer is not None:
+            self._sqlite_writer.dispose()
 
 
 def run_migrations(url: str, revision: str = "head") -> None:

@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import Connection, func, insert, or_, select, update
 
 from keen.errors import InputError, NotFoundError
 from keen.events import types as ev
@@ -28,32 +28,35 @@ class SqlEventStore:
         self._costs: dict[str, Decimal] = {}
 
     async def append(self, event: Event) -> None:
-        # Core statements on one transaction: an event costs a few statements, not an ORM flush.
-        async with self.db.engine.begin() as conn:
-            if event.type == ev.SESSION_CREATED:
-                await conn.execute(insert(SessionRow).values(**_new_session_values(event)))
-            await conn.execute(
-                insert(EventRow).values(
-                    root_id=event.root_session_id,
-                    seq=event.seq,
-                    session_id=event.session_id,
-                    parent_id=event.parent_session_id,
-                    type=event.type,
-                    ts=event.ts,
-                    data=event.data,
-                )
+        cost = await self.db.write(lambda conn: self._append(conn, event))
+        if cost is not None:  # only once the transaction committed
+            self._costs[event.session_id] = cost
+
+    def _append(self, conn: Connection, event: Event) -> Decimal | None:
+        """Insert the event and update its session's projection; returns the new running cost."""
+        if event.type == ev.SESSION_CREATED:
+            conn.execute(insert(SessionRow).values(**_new_session_values(event)))
+        conn.execute(
+            insert(EventRow).values(
+                root_id=event.root_session_id,
+                seq=event.seq,
+                session_id=event.session_id,
+                parent_id=event.parent_session_id,
+                type=event.type,
+                ts=event.ts,
+                data=event.data,
             )
-            values = _projection(event)
-            if event.type == ev.MODEL_RESPONDED:  # money is added in Python: SQLite has no decimals
-                current = self._costs.get(event.session_id)
-                if current is None:
-                    stored = await conn.scalar(select(SessionRow.cost_usd).where(SessionRow.id == event.session_id))
-                    current = stored or Decimal(0)
-                values["cost_usd"] = current + Decimal(str(event.data.get("cost_usd", "0")))
-            if values:
-                await conn.execute(update(SessionRow).where(SessionRow.id == event.session_id).values(**values))
-        if "cost_usd" in values:  # only once the transaction committed
-            self._costs[event.session_id] = values["cost_usd"]
+        )
+        values = _projection(event)
+        if event.type == ev.MODEL_RESPONDED:  # money is added in Python: SQLite has no decimals
+            current = self._costs.get(event.session_id)
+            if current is None:
+                stored = conn.scalar(select(SessionRow.cost_usd).where(SessionRow.id == event.session_id))
+                current = stored or Decimal(0)
+            values["cost_usd"] = current + Decimal(str(event.data.get("cost_usd", "0")))
+        if values:
+            conn.execute(update(SessionRow).where(SessionRow.id == event.session_id).values(**values))
+        return values.get("cost_usd")
 
     async def max_seq(self, root_session_id: str) -> int:
         async with self.db.session() as s:
