@@ -107,9 +107,9 @@ def test_logs_follow_streams_a_running_session_until_it_ends(tmp_path: Path) -> 
 
 
 def test_status_masks_secrets_and_version_prints(tmp_path: Path) -> None:
-    key = "sk-ant-api03-very-secret-value-1234"
+    key = "test-only-key-value-for-masking-1234"
     status = run_keen("status", "--verbose", "--json", cwd=tmp_path, env={"ANTHROPIC_API_KEY": key})
     data = json.loads(status.stdout)
     assert data["mode"] == "local" and data["model"] == "anthropic:claude-sonnet-5-5"
-    assert key not in status.stdout and data["config"]["ANTHROPIC_API_KEY"] == "sk-a…34"
+    assert key not in status.stdout and data["config"]["ANTHROPIC_API_KEY"] == "test…34"
     assert run_keen("version", cwd=tmp_path).stdout.startswith("keen ")

@@ -8,6 +8,8 @@ are deterministic so that a resumed session rebuilds exactly the same conversati
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from keen.agent.prompts.render import render
 from keen.llm.base import Message, TextPart, ToolResultPart, ToolUsePart
@@ -22,6 +24,56 @@ CONDENSE_AT = 0.8
 
 def usable_window(context_window: int, max_output_tokens: int) -> int:
     return context_window - min(max_output_tokens, context_window // 4)
+
+
+async def condense(
+    messages: list[Message],
+    *,
+    estimate: Callable[[list[Message] | None], int],
+    limit: float,
+    emit: Callable[[str, dict[str, Any]], Awaitable[Any]],
+    force: bool = False,
+) -> None:
+    """Condense `messages` if the request (sized by `estimate`, None meaning as it is) is over
+    `limit`: shorten old tool results, then fold the older turns into a summary. Each step is
+    a `context.condensed` event (applying it changes the history) and only when it shrinks the
+    request."""
+    before = estimate(None)
+    if before <= limit and not force:
+        return
+    if long_old_results(messages, KEEP_WHOLE_MESSAGES, SHORTENED_RESULT_CHARS):
+        shortened = shorten_tool_results(messages, KEEP_WHOLE_MESSAGES, SHORTENED_RESULT_CHARS)
+        after = estimate(shortened)
+        await emit(
+            "context.condensed",
+            {
+                "method": "shorten",
+                "keep_last": KEEP_WHOLE_MESSAGES,
+                "max_chars": SHORTENED_RESULT_CHARS,
+                "tokens_before": before,
+                "tokens_after": after,
+            },
+        )
+        if after <= limit and not force:
+            return
+        before, messages = after, shortened
+    keep_from = summary_split(messages, SUMMARY_KEEP_MESSAGES)
+    if keep_from <= 1:
+        return  # nothing old enough to fold away
+    summary = build_summary(messages[:keep_from])
+    after = estimate(replace_with_summary(messages, keep_from, summary))
+    if after >= before:
+        return  # what would be folded away is smaller than its summary
+    await emit(
+        "context.condensed",
+        {
+            "method": "summary",
+            "keep_from": keep_from,
+            "summary": summary,
+            "tokens_before": before,
+            "tokens_after": after,
+        },
+    )
 
 
 def shorten_tool_results(messages: list[Message], keep_last: int, max_chars: int) -> list[Message]:

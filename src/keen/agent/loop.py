@@ -19,18 +19,19 @@ from typing import Any
 
 from keen.agent import context
 from keen.agent.budget import Budget, BudgetExhausted, Meter
+from keen.agent.calls import Caller
 from keen.agent.completion import CompletionGate, CompletionRequest, GateDecision, PhaseRequest
 from keen.agent.history import History, tool_result_content
 from keen.agent.phases import PHASE_PURPOSE, Phase, parse_phase
 from keen.agent.prompts.render import render
 from keen.agent.stuck import StuckDetector
+from keen.aio import uncancellable
 from keen.errors import KeenError, ModelCallError
 from keen.events import types as ev
 from keen.events.sink import EventSink
 from keen.events.types import Event, SessionRef
 from keen.gitrepo import FileChanges, GitRepo
 from keen.llm.base import (
-    Delta,
     Message,
     Model,
     Request,
@@ -38,10 +39,8 @@ from keen.llm.base import (
     ToolUsePart,
     Turn,
     estimate_tokens,
-    parts_to_json,
     tokens_for,
 )
-from keen.llm.retry import complete_with_retries
 from keen.tools.context import ToolContext
 from keen.tools.registry import ToolError, ToolRegistry
 from keen.tools.workspace import Workspace
@@ -170,6 +169,9 @@ class Agent:
         self._end: _End | None = None
         self._system: str | None = None
         self._tool_specs: list[ToolSpec] = []
+        self._caller = Caller(
+            self.model, deps.meter, deps.sink, spec.ref, self._emit, retry_base_delay=deps.retry_base_delay
+        )
         # AgentControl identity
         self.session_id = spec.session_id
         self.root_session_id = spec.root_session_id
@@ -303,65 +305,14 @@ class Agent:
     # -- the model call ----------------------------------------------------------------------
 
     async def _call_model(self) -> Turn:
-        request = await self._request()
-        hold = await self.deps.meter.reserve(self.model.worst_case_cost(request))
-        retries: list[dict[str, Any]] = []
-        started = time.perf_counter()
-        try:
-            turn = await self._complete(request, retries)
-        except BaseException:
-            await self.deps.meter.release(hold)
-            raise
-        await self.deps.meter.charge(hold, turn.cost_usd)
-        self.deps.iterations.use()
-        await self._emit(
-            ev.MODEL_RESPONDED,
-            {
-                "iteration": self.history.iterations + 1,
-                "text": turn.text,
-                "thinking": turn.thinking,
-                "tool_calls": [c.model_dump() for c in turn.tool_calls],
-                "stop_reason": turn.stop_reason,
-                "usage": turn.usage.model_dump(),
-                "cost_usd": turn.cost_usd,
-                "priced": turn.priced,
-                "duration_ms": int((time.perf_counter() - started) * 1000),
-                "model": turn.model,
-                "parts": parts_to_json(turn.parts),
-                "model_state": self.model.state(),
-                "retries": retries,
-            },
+        turn = await self._caller.respond(
+            self._build_request, self._condense, iteration=self.history.iterations + 1
         )
+        self.deps.iterations.use()
         if self.deps.budget.crossed_warning():
             root = self.deps.budget.root()
             await self._emit(ev.BUDGET_WARNING, {"spent_usd": root.spent, "budget_usd": root.limit})
         return turn
-
-    async def _complete(self, request: Request, retries: list[dict[str, Any]]) -> Turn:
-        def on_retry(attempt: int, error: ModelCallError, delay: float) -> None:
-            retries.append(
-                {"attempt": attempt, "kind": error.kind, "message": error.message, "delay_s": delay}
-            )
-
-        def on_delta(delta: Delta) -> None:
-            self.deps.sink.delta(self.spec.ref, delta.kind, delta.text)
-
-        try:
-            return await complete_with_retries(
-                self.model, request, on_delta, base_delay=self.deps.retry_base_delay, on_retry=on_retry
-            )
-        except ModelCallError as exc:
-            if exc.kind != "context_length":
-                raise
-        # The provider says the request is too long even after condensing: summarise and retry once.
-        await self._condense(force=True)
-        return await complete_with_retries(
-            self.model, await self._request(), on_delta, base_delay=self.deps.retry_base_delay
-        )
-
-    async def _request(self) -> Request:
-        await self._condense()
-        return self._build_request()
 
     def _build_request(self, messages: list[Message] | None = None) -> Request:
         if self._system is None:
@@ -382,45 +333,13 @@ class Agent:
         return tokens_for(fixed + self.history.chars + pending, count)
 
     async def _condense(self, force: bool = False) -> None:
-        limit = context.CONDENSE_AT * context.usable_window(
-            self.model.context_window, self.model.max_output_tokens
-        )
-        before = self._estimate()
-        if before <= limit and not force:
-            return
-        messages = self.history.messages
-        keep, max_chars = context.KEEP_WHOLE_MESSAGES, context.SHORTENED_RESULT_CHARS
-        if context.long_old_results(messages, keep, max_chars):
-            after = self._estimate(context.shorten_tool_results(messages, keep, max_chars))
-            await self._emit(
-                ev.CONTEXT_CONDENSED,
-                {
-                    "method": "shorten",
-                    "keep_last": keep,
-                    "max_chars": max_chars,
-                    "tokens_before": before,
-                    "tokens_after": after,
-                },
-            )
-            if after <= limit and not force:
-                return
-            before = after
-        keep_from = context.summary_split(self.history.messages, context.SUMMARY_KEEP_MESSAGES)
-        if keep_from <= 1:
-            return  # nothing old enough to fold away
-        summary = context.build_summary(self.history.messages[:keep_from])
-        after = self._estimate(context.replace_with_summary(self.history.messages, keep_from, summary))
-        if after >= before:
-            return  # what would be folded away is smaller than its summary
-        await self._emit(
-            ev.CONTEXT_CONDENSED,
-            {
-                "method": "summary",
-                "keep_from": keep_from,
-                "summary": summary,
-                "tokens_before": before,
-                "tokens_after": after,
-            },
+        await context.condense(
+            self.history.messages,
+            estimate=self._estimate,
+            limit=context.CONDENSE_AT
+            * context.usable_window(self.model.context_window, self.model.max_output_tokens),
+            emit=self._emit,
+            force=force,
         )
 
     def _system_prompt(self) -> str:
@@ -513,8 +432,11 @@ class Agent:
     # -- recording ---------------------------------------------------------------------------
 
     async def _emit(self, type: str, data: dict[str, Any]) -> Event:
+        return await uncancellable(self._record(type, data))
+
+    async def _record(self, type: str, data: dict[str, Any]) -> Event:
         event = await self.deps.sink.emit(self.spec.ref, type, data)
-        self.history.apply(event)
+        self.history.apply(event)  # the conversation must match the log, cancelled or not
         return event
 
     async def _finish(self, end: _End, started: float) -> AgentResult:

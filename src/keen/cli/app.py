@@ -23,6 +23,7 @@ app.add_typer(sessions_app, name="sessions")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 DirOpt = Annotated[Path | None, typer.Option("--dir", "-d", help="Workspace directory (default: current).")]
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="PROVIDER:NAME (default KEEN_MODEL).")]
 
 
 @app.callback()
@@ -89,6 +90,85 @@ def breathe(
             web_search=not no_web_search,
             allow_dirty=allow_dirty,
             dry_run=dry_run,
+            verbose=verbose,
+            as_json=as_json,
+        )
+    )
+
+
+@app.command()
+def converse(
+    directory: DirOpt = None,
+    model: ModelOpt = None,
+    budget: Annotated[str, typer.Option("--budget", help="USD for the conversation itself.")] = "5",
+) -> None:
+    """Chat about the project (read-only); `manifest` writes a vision file, `breathe` runs it."""
+    from keen.cli.commands.converse import converse_command
+
+    raise typer.Exit(converse_command(directory=directory, model=model, budget=budget))
+
+
+@app.command()
+def manifest(
+    description: Annotated[
+        str | None, typer.Argument(help="What to build or change (no model is called).")
+    ] = None,
+    directory: DirOpt = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="The file to write (default: vision.md in --dir, never overwritten)."
+        ),
+    ] = None,
+    interactive: Annotated[
+        bool, typer.Option("--interactive", "-i", help="Talk it through first; `done` writes the file.")
+    ] = False,
+    model: ModelOpt = None,
+    budget: Annotated[str, typer.Option("--budget", help="USD for the conversation (--interactive).")] = "5",
+) -> None:
+    """Write a vision file for `keen breathe -f`."""
+    from keen.cli.commands.manifest import manifest_command
+
+    raise typer.Exit(
+        manifest_command(
+            description=description,
+            directory=directory,
+            output=output,
+            interactive=interactive,
+            model=model,
+            budget=budget,
+        )
+    )
+
+
+@app.command()
+def evolve(
+    directory: DirOpt = None,
+    focus: Annotated[str | None, typer.Option("--focus", help="What to improve first.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Write evolution-vision.md and stop; call no model.")
+    ] = False,
+    model: ModelOpt = None,
+    budget: Annotated[str, typer.Option("--budget", help="USD for the whole agent tree.")] = "50",
+    allow_dirty: Annotated[
+        bool, typer.Option("--allow-dirty", help="Snapshot uncommitted changes first instead of refusing.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show the agent's text as it works.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate the project and run keen on its weakest points (150 iterations)."""
+    from keen.cli.commands.evolve import evolve_command
+
+    raise typer.Exit(
+        evolve_command(
+            directory=directory,
+            focus=focus,
+            dry_run=dry_run,
+            model=model,
+            budget=budget,
+            allow_dirty=allow_dirty,
             verbose=verbose,
             as_json=as_json,
         )

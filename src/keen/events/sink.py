@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
+from keen.aio import uncancellable
 from keen.events.bus import EventBus, LiveDelta
 from keen.events.types import EVENT_TYPES, Event, SessionRef, json_safe, utcnow
 
@@ -38,6 +39,9 @@ class RecordingSink:
     async def emit(self, ref: SessionRef, type: str, data: dict[str, Any]) -> Event:
         if type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {type!r}")
+        return await uncancellable(self._record(ref, type, data))
+
+    async def _record(self, ref: SessionRef, type: str, data: dict[str, Any]) -> Event:
         root = ref.root_session_id
         lock = self._locks.setdefault(root, asyncio.Lock())
         async with lock:

@@ -29,6 +29,8 @@ CREDITS_RESERVED = "credits.reserved"
 CREDITS_CHARGED = "credits.charged"
 CREDITS_RELEASED = "credits.released"
 CONVERSATION_MESSAGE = "conversation.message"
+CONVERSATION_CLEARED = "conversation.cleared"
+CONVERSATION_VISION = "conversation.vision"
 
 EVENT_TYPES = frozenset(
     {
@@ -54,6 +56,8 @@ EVENT_TYPES = frozenset(
         CREDITS_CHARGED,
         CREDITS_RELEASED,
         CONVERSATION_MESSAGE,
+        CONVERSATION_CLEARED,
+        CONVERSATION_VISION,
     }
 )
 

@@ -115,6 +115,8 @@ def resume_command(session_id: str, *, as_json: bool) -> int:
             async with LocalRunner(settings) as runner:
                 row = await runner.sessions.get(session_id)
                 root = row if row.parent_id is None else await runner.sessions.get(row.root_id)
+                if root.kind != "agent":
+                    raise InputError(f"session {root.short_id} is a {root.kind}, not an agent session")
                 return root.id, RunOptions.from_json(root.options)
 
         root_id, options = asyncio.run(lookup())

@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import time
+from decimal import Decimal
 from typing import Any
 
 from rich.table import Table
@@ -162,7 +163,6 @@ def replay_command(session_id: str, *, speed: float) -> int:
     """Feed the stored events through the same live view a running session uses."""
     from keen.cli.views import SessionView, report_renderable
     from keen.events import types as ev
-    from keen.runner.local import RunOptions
 
     async def load() -> tuple[Any, list[Any]]:
         async with _runner() as runner:
@@ -174,14 +174,12 @@ def replay_command(session_id: str, *, speed: float) -> int:
         if speed < 0:
             raise InputError("--speed must be 0 or more")
         root, log = asyncio.run(load())
-        options = RunOptions.from_json(root.options)
+        # Conversation sessions have options of their own, not an agent run's.
+        budget = Decimal(str(root.options.get("budget", "0")))
+        max_iterations = int(root.options.get("max_iterations") or root.iterations)
         console = stdout_console()
         view = SessionView(
-            console,
-            model=options.model,
-            budget=options.budget,
-            max_iterations=options.max_iterations,
-            live=console.is_terminal,
+            console, model=root.model, budget=budget, max_iterations=max_iterations, live=console.is_terminal
         )
         finished = None
         with view:

@@ -1,0 +1,98 @@
+"""One model call the way every agent makes it (the tree's agents and the conversation agent).
+
+Condense the conversation if it nears the context window, hold the call's worst case against
+the budget, call with retries while streaming deltas live, condense harder and try once more if
+the provider still says the request is too long, charge the actual cost (releasing the hold on
+every failure), and record the reply as one `model.responded` event.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from keen.agent.budget import Meter
+from keen.errors import ModelCallError
+from keen.events import types as ev
+from keen.events.sink import EventSink
+from keen.events.types import Event, SessionRef
+from keen.llm.base import Delta, Model, Request, Turn, parts_to_json
+from keen.llm.retry import complete_with_retries
+
+Emit = Callable[[str, dict[str, Any]], Awaitable[Event]]
+Condense = Callable[[bool], Awaitable[None]]  # force: condense even below the threshold
+
+
+@dataclass
+class Caller:
+    model: Model
+    meter: Meter
+    sink: EventSink
+    ref: SessionRef
+    emit: Emit
+    retry_base_delay: float = 1.0
+
+    async def respond(
+        self,
+        build: Callable[[], Request],
+        condense: Condense | None,
+        *,
+        iteration: int,
+        stream: bool = True,
+        extra: dict[str, Any] | None = None,
+    ) -> Turn:
+        """Make the call; `condense` None means a one-off request with no history to condense."""
+        if condense is not None:
+            await condense(False)
+        request = build()
+        hold = await self.meter.reserve(self.model.worst_case_cost(request))
+        retries: list[dict[str, Any]] = []
+        started = time.perf_counter()
+        try:
+            try:
+                turn = await self._complete(request, retries, stream)
+            except ModelCallError as exc:
+                if exc.kind != "context_length" or condense is None:
+                    raise
+                await condense(True)
+                turn = await self._complete(build(), retries, stream)
+        except BaseException:
+            await self.meter.release(hold)
+            raise
+        await self.meter.charge(hold, turn.cost_usd)
+        await self.emit(
+            ev.MODEL_RESPONDED,
+            {
+                "iteration": iteration,
+                "text": turn.text,
+                "thinking": turn.thinking,
+                "tool_calls": [c.model_dump() for c in turn.tool_calls],
+                "stop_reason": turn.stop_reason,
+                "usage": turn.usage.model_dump(),
+                "cost_usd": turn.cost_usd,
+                "priced": turn.priced,
+                "duration_ms": int((time.perf_counter() - started) * 1000),
+                "model": turn.model,
+                "parts": parts_to_json(turn.parts),
+                "model_state": self.model.state(),
+                "retries": retries,
+                **(extra or {}),
+            },
+        )
+        return turn
+
+    async def _complete(self, request: Request, retries: list[dict[str, Any]], stream: bool) -> Turn:
+        def on_retry(attempt: int, error: ModelCallError, delay: float) -> None:
+            retries.append(
+                {"attempt": attempt, "kind": error.kind, "message": error.message, "delay_s": delay}
+            )
+
+        def on_delta(delta: Delta) -> None:
+            if stream:
+                self.sink.delta(self.ref, delta.kind, delta.text)
+
+        return await complete_with_retries(
+            self.model, request, on_delta, base_delay=self.retry_base_delay, on_retry=on_retry
+        )

@@ -1,0 +1,512 @@
+"""The prompt loop of `keen converse` and `keen manifest --interactive`.
+
+One `LineReader` reads standard input for the whole command (prompts and y/n questions alike),
+so a pipe works as well as a terminal and no two readers ever compete for the same input. The
+conversation's async work runs on one event loop (`asyncio.Runner`) kept between prompts; a
+`breathe` run goes through `run_with_view`, the same machinery as `keen breathe`, and the chat
+continues when it ends.
+
+Words at the prompt: `help`, `status`, `clear`, `exit`/`quit`, and per mode `manifest` and
+`breathe` (converse) or `done` (manifest). Ctrl-D leaves like `exit`; Ctrl-C interrupts a reply,
+and pressed twice in a row at the prompt leaves with exit code 130.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from keen.cli.common import EXIT_INTERRUPTED, EXIT_OK, stdout_console
+from keen.errors import InputError, KeenError
+from keen.events import types as ev
+from keen.events.bus import LiveDelta
+
+if TYPE_CHECKING:
+    from keen.config import Settings
+
+Mode = Literal["converse", "manifest"]
+LOCAL_USER = "local user"
+FALLBACK_LABEL = "(fallback: the model could not synthesize a vision; built from your messages)"
+BREATHE_MAX_ITERATIONS = 100
+BREATHE_BUDGET = "50"
+
+HELP: dict[Mode, list[tuple[str, str]]] = {
+    "converse": [
+        ("help", "show these words"),
+        ("status", "user, mode, model and cost so far"),
+        ("clear", "forget the conversation and start afresh"),
+        ("manifest", "write a vision file from the conversation"),
+        ("breathe", "show the vision from the conversation and, if you say y, run it with keen's agent"),
+        ("exit, quit", "leave (Ctrl-D too)"),
+    ],
+    "manifest": [
+        ("help", "show these words"),
+        ("status", "user, mode, model and cost so far"),
+        ("clear", "forget the conversation and start afresh"),
+        ("done", "write the vision file from the conversation and leave"),
+        ("exit, quit", "leave without writing a file (Ctrl-D too)"),
+    ],
+}
+
+
+class LineReader:
+    """The single reader of standard input: prompts and questions, terminal or pipe."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.interactive = sys.stdin.isatty()
+        if self.interactive:
+            with contextlib.suppress(ImportError):  # platforms without readline
+                import readline  # noqa: F401  (line editing and history for input())
+
+    def read(self, prompt: str) -> str | None:
+        """One line, or None at the end of input. Ctrl-C raises KeyboardInterrupt."""
+        try:
+            line = input(prompt)
+        except EOFError:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+            return None
+        if not self.interactive:  # a pipe: show what was read, so the output reads as a session
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        return line
+
+    def confirm(self, question: str) -> bool:
+        """A y/n question (no is the default; the end of input answers no)."""
+        while True:
+            answer = self.read(f"{question} [y/N] ")
+            if answer is None:
+                return False
+            word = answer.strip().lower()
+            if word in ("y", "yes"):
+                return True
+            if word in ("", "n", "no"):
+                return False
+            self.console.print("Please answer y or n.")
+
+
+class ChatView:
+    """Prints the conversation's live deltas and tool calls as the agent works."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._streaming = False
+        self._streamed = False
+
+    def handle(self, item: Any) -> None:
+        if isinstance(item, LiveDelta):
+            if item.kind == "text" and item.text:
+                self._write(item.text)
+            return
+        data = item.data
+        if item.type == ev.MODEL_RESPONDED and not data.get("side_call"):
+            if not self._streamed and str(data.get("text", "")).strip():
+                self._write(str(data["text"]))  # a model that did not stream
+            self.end_line()
+        elif item.type == ev.TOOL_STARTED:
+            self.end_line()
+            self.console.print(Text(f"  · {data.get('name')} {_brief(data.get('input'))}", style="dim"))
+        elif item.type == ev.TOOL_FINISHED and not data.get("ok"):
+            self.console.print(Text(f"    {data.get('error')}", style="yellow"), soft_wrap=True)
+
+    def _write(self, text: str) -> None:
+        if not self._streaming:
+            self.console.print(Text("keen> ", style="bold magenta"), end="")
+            self._streaming = True
+            text = text.lstrip()
+        self._streamed = True
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    def end_line(self) -> None:
+        if self._streaming:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+            self._streaming = False
+        self._streamed = False
+
+
+def _brief(value: Any, limit: int = 100) -> str:
+    import json
+
+    text = json.dumps(value, ensure_ascii=False, default=str) if value else ""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def parse_budget(value: str) -> Decimal:
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise InputError(f"--budget {value!r} is not a number of USD") from None
+    if not amount.is_finite() or amount <= 0:
+        raise InputError(f"--budget must be a positive amount of USD, not {value}")
+    return amount
+
+
+def chat_workspace(directory: Path | None) -> Path:
+    """The folder to talk about: it must exist (a conversation creates nothing)."""
+    path = (directory or Path.cwd()).expanduser().resolve()
+    if not path.exists():
+        raise InputError(f"--dir {path} does not exist")
+    if not path.is_dir():
+        raise InputError(f"--dir {path} is not a directory")
+    return path
+
+
+@dataclass
+class ChatConfig:
+    settings: Settings
+    workspace: Path
+    model: str
+    budget: Decimal
+    mode: Mode = "converse"
+    output: Path | None = None  # manifest mode: where `done` writes (None: the default name)
+    first_message: str | None = None
+
+
+@dataclass
+class _State:
+    interrupts: int = 0
+    runs_cost: Decimal = Decimal(0)
+    runs: list[str] = field(default_factory=list)  # "short id: status" of agent runs from the chat
+
+
+class Chat:
+    """One conversation at the prompt, from the first word to `exit`."""
+
+    def __init__(self, config: ChatConfig, console: Console | None = None) -> None:
+        self.config = config
+        self.console = console or stdout_console()
+        self.reader = LineReader(self.console)
+        self.view = ChatView(self.console)
+        self.state = _State()
+        self.loop: asyncio.Runner | None = None
+        self.agent: Any = None
+        self.runner: Any = None
+        self.model: Any = None
+        self.started = False  # the conversation's session exists
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def run(self) -> int:
+        with asyncio.Runner() as loop:
+            self.loop = loop
+            status, code = "completed", EXIT_OK
+            try:
+                loop.run(self._open())
+                self._welcome()
+                if self.config.first_message:
+                    self._say(self.config.first_message)
+                code = self._prompt_loop()
+                if code == EXIT_INTERRUPTED:
+                    status = "cancelled"
+            except KeyboardInterrupt:
+                status, code = "cancelled", EXIT_INTERRUPTED
+            except BaseException:
+                status = "failed"
+                raise
+            finally:
+                loop.run(self._close(status))
+        return code
+
+    async def _open(self) -> None:
+        from keen.agent.budget import Budget
+        from keen.agent.conversation import ConversationAgent
+        from keen.agent.loop import new_session_id
+        from keen.llm.factory import build_model
+        from keen.runner.local import LocalRunner
+
+        settings = self.config.settings
+        self.runner = await LocalRunner(settings).open()
+        self.model = build_model(self.config.model, settings, web_search=False)
+        self.agent = ConversationAgent(
+            workspace=self.config.workspace,
+            model=self.model,
+            sink=self.runner.sink,
+            budget=Budget(limit=self.config.budget),
+            secret_values=tuple(settings.secret_values()),
+            retry_base_delay=settings.keen_retry_base_delay,
+            session_id=new_session_id(),
+        )
+        self.runner.bus.add_callback(self.view.handle, self.agent.session_id)
+        await self.agent.start(user=LOCAL_USER)
+        self.started = True
+
+    async def _close(self, status: str) -> None:
+        try:
+            if self.started:
+                await self.agent.finish(status)
+        finally:
+            if self.model is not None:
+                await self.model.aclose()
+            if self.runner is not None:
+                await self.runner.close()
+
+    def _welcome(self) -> None:
+        words = ", ".join(w for w, _ in HELP[self.config.mode])
+        scripted = (
+            "  (scripted model: replies come from a script)"
+            if self.config.model.startswith("scripted:")
+            else ""
+        )
+        self.console.print(
+            Text(
+                f"keen {self.config.mode} · {self.config.workspace} · {self.config.model}{scripted}",
+                style="dim",
+            ),
+            soft_wrap=True,
+        )
+        self.console.print(Text(f"Ask about the project. Words: {words}.", style="dim"), soft_wrap=True)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def _prompt_loop(self) -> int:
+        handlers: dict[str, Callable[[], int | None]] = {
+            "help": self._help,
+            "status": self._status,
+            "clear": self._clear,
+            "exit": self._leave,
+            "quit": self._leave,
+        }
+        if self.config.mode == "converse":
+            handlers |= {"manifest": self._manifest, "breathe": self._breathe}
+        else:
+            handlers |= {"done": self._done}
+        while True:
+            try:
+                line = self.reader.read("you> ")
+            except KeyboardInterrupt:
+                sys.stdout.write("\n")
+                self.state.interrupts += 1
+                if self.state.interrupts >= 2:
+                    return EXIT_INTERRUPTED
+                self.console.print(Text("(Ctrl-C again, exit or Ctrl-D to leave)", style="dim"))
+                continue
+            self.state.interrupts = 0
+            if line is None:
+                return self._leave() or EXIT_OK
+            text = line.strip()
+            if not text:
+                continue
+            handler = handlers.get(text.lower())
+            try:
+                if handler is None:
+                    self._say(text)
+                    continue
+                code = handler()  # an exit code to leave, or None to stay in the chat
+            except KeyboardInterrupt:
+                self.view.end_line()
+                self.console.print(Text("(interrupted)", style="yellow"))
+                continue
+            if code is not None:
+                return code
+
+    def _run(self, coro: Any) -> Any:
+        """Run a coroutine of the conversation; Ctrl-C interrupts it and returns to the prompt."""
+        if self.loop is None:
+            raise RuntimeError("the chat is not running")
+        return self.loop.run(coro)
+
+    # -- words -----------------------------------------------------------------------------
+
+    def _say(self, text: str) -> None:
+        from keen.agent.budget import BudgetExhausted
+
+        try:
+            reply = self._run(self.agent.send(text))
+        except BudgetExhausted as exc:
+            self.view.end_line()
+            self._error(f"the conversation's budget is spent: {exc.message}")
+            return
+        except KeenError as exc:
+            self.view.end_line()
+            self._error(f"no reply: {exc.message}")
+            return
+        if reply.stopped:
+            self.console.print(
+                Text(
+                    f"(stopped after {reply.model_calls} rounds of reading; ask again to go on)",
+                    style="yellow",
+                )
+            )
+
+    def _help(self) -> None:
+        table = Table.grid(padding=(0, 2))
+        for word, what in HELP[self.config.mode]:
+            table.add_row(Text(word, style="bold"), what)
+        table.add_row(Text("anything else", style="bold"), "a message to keen about the project")
+        self.console.print(table)
+
+    def _status(self) -> None:
+        agent = self.agent
+        table = Table.grid(padding=(0, 2))
+        table.add_row("user", LOCAL_USER)
+        table.add_row("mode", "local (no server login; costs are measured, no credits are charged)")
+        table.add_row("model", self.config.model)
+        table.add_row("workspace", str(self.config.workspace))
+        table.add_row("session", agent.short_id)
+        table.add_row("messages", str(len(agent.user_messages())))
+        table.add_row("cost so far", f"${agent.spent:.4f} of ${agent.budget.limit:.2f} for the conversation")
+        if self.state.runs:
+            table.add_row("agent runs", f"${self.state.runs_cost:.4f} ({', '.join(self.state.runs)})")
+        self.console.print(table)
+
+    def _clear(self) -> None:
+        self._run(self.agent.clear())
+        self.console.print("The conversation is cleared; keen remembers nothing of it now.")
+
+    def _leave(self) -> int:
+        if self.config.mode == "manifest":
+            self.console.print("No vision file was written.")
+        self.console.print(
+            Text(f"Conversation {self.agent.short_id} ended (cost ${self.agent.spent:.4f}).", style="dim")
+        )
+        return EXIT_OK
+
+    def _vision(self) -> Any:
+        """The synthesized vision, shown; None when there is nothing to synthesize yet."""
+        try:
+            synthesis = self._run(self.agent.synthesize_vision())
+        except InputError as exc:
+            self.console.print(exc.message)
+            return None
+        if synthesis.fallback:
+            self.console.print(Text(FALLBACK_LABEL, style="yellow"))
+            if synthesis.reason:
+                self.console.print(Text(f"  reason: {synthesis.reason}", style="dim"), soft_wrap=True)
+        return synthesis
+
+    def _write_file(self, synthesis: Any, output: Path | None) -> Path | None:
+        from keen.agent.conversation import format_transcript
+        from keen.cli.visionfile import write_vision_file
+
+        try:
+            written = self._run(
+                write_vision_file(
+                    synthesis.text,
+                    directory=self.config.workspace,
+                    output=output,
+                    origin="from a conversation" + (", fallback vision" if synthesis.fallback else ""),
+                    discussion=format_transcript(self.agent.exchanges),
+                )
+            )
+        except KeenError as exc:
+            self._error(exc.message)
+            return None
+        self.console.print(f"Vision file written: {written.path}", soft_wrap=True)
+        self.console.print(Text(f"Run it with: {written.run_command}", style="dim"), soft_wrap=True)
+        return written.path
+
+    def _manifest(self) -> None:
+        synthesis = self._vision()
+        if synthesis is not None:
+            self._write_file(synthesis, None)
+
+    def _done(self) -> int | None:
+        synthesis = self._vision()
+        if synthesis is None:
+            return None
+        path = self._write_file(synthesis, self.config.output)
+        return EXIT_OK if path is not None else None
+
+    def _breathe(self) -> None:
+        from keen.agent.vision import check_vision
+
+        synthesis = self._vision()
+        if synthesis is None:
+            return
+        title = "vision (fallback)" if synthesis.fallback else "vision"
+        self.console.print(Panel(Text(synthesis.text), title=title, border_style="magenta"))
+        try:
+            vision = check_vision(synthesis.text)
+            dirty = self._run(_uncommitted(self.config.workspace))
+        except KeenError as exc:
+            self._error(exc.message)
+            return
+        if dirty:
+            shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+            self.console.print(
+                f"The workspace has uncommitted changes ({shown}); running commits them first "
+                "as a snapshot, as `keen breathe --allow-dirty` does.",
+                soft_wrap=True,
+            )
+        question = f"Run this vision with keen's agent in {self.config.workspace}?"
+        if not self.reader.confirm(question):
+            self.console.print("Not run. Back to the conversation.")
+            return
+        self._run_agent(vision, allow_dirty=bool(dirty))
+        self.console.print(Text("Back to the conversation.", style="dim"))
+
+    def _run_agent(self, vision: str, *, allow_dirty: bool) -> int | None:
+        """Run the vision like `keen breathe` does (same options, live view and report)."""
+        from keen.cli.commands.breathe import run_with_view
+        from keen.runner.local import make_options
+
+        settings = self.config.settings
+        try:
+            options = make_options(
+                settings,
+                vision=vision,
+                directory=self.config.workspace,
+                model=self.config.model,
+                max_iterations=BREATHE_MAX_ITERATIONS,
+                budget=BREATHE_BUDGET,
+                phase="EXPLORE",
+                max_depth=10,
+                gates="standard",
+                web_search=True,
+                allow_dirty=allow_dirty,
+            )
+        except KeenError as exc:
+            self._error(exc.message)
+            return None
+        results: list[Any] = []
+
+        async def start(runner: Any) -> Any:
+            spec = await runner.create(options)
+            result = await runner.run(spec, options)
+            results.append(result)
+            return result
+
+        try:
+            code = run_with_view(
+                settings,
+                start,
+                model=options.model,
+                budget=options.budget,
+                max_iterations=options.max_iterations,
+                verbose=False,
+                as_json=False,
+            )
+        except KeenError as exc:
+            self._error(exc.message)
+            return None
+        for result in results:
+            self.state.runs_cost += result.cost_usd
+            self.state.runs.append(f"{result.session_id[:8]}: {result.status}")
+        return code
+
+    def _error(self, message: str) -> None:
+        self.console.print(Text(f"error: {message}", style="bold red"), soft_wrap=True)
+
+
+async def _uncommitted(workspace: Path) -> list[str]:
+    """Paths with uncommitted changes ([] when the folder is not a git repository yet)."""
+    from keen.gitrepo import GitRepo
+
+    repo = GitRepo(workspace)
+    if not await repo.is_repo():
+        return []
+    return [line[3:] for line in await repo.status_porcelain()]
