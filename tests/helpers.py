@@ -26,7 +26,9 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
 
 
-def write_script(path: Path, agents: dict[str, list[dict[str, Any]]] | list[dict[str, Any]], **extra: Any) -> Path:
+def write_script(
+    path: Path, agents: dict[str, list[dict[str, Any]]] | list[dict[str, Any]], **extra: Any
+) -> Path:
     """A script file: a bare list is the main agent's turns; `extra` adds top-level keys."""
     if isinstance(agents, list):
         data: Any = {"agents": {"main": agents}, **extra} if extra else agents

@@ -11,6 +11,7 @@ from keen.agent import context
 from keen.agent.history import History
 from keen.agent.prompts.render import render, template_names
 from keen.llm.base import Message, TextPart, ToolResultPart, ToolUsePart
+from prompt_contexts import CONTEXTS
 
 
 async def test_long_session_condenses_instead_of_failing(repo: Path, tmp_path: Path) -> None:
@@ -23,7 +24,9 @@ async def test_long_session_condenses_instead_of_failing(repo: Path, tmp_path: P
     condensed = run.of_type("context.condensed")
     methods = [e.data["method"] for e in condensed]
     assert "shorten" in methods and "summary" in methods
-    assert all(e.data["tokens_after"] < e.data["tokens_before"] for e in condensed), [(e.data["method"], e.data["tokens_before"], e.data["tokens_after"]) for e in condensed]
+    assert all(e.data["tokens_after"] < e.data["tokens_before"] for e in condensed), [
+        (e.data["method"], e.data["tokens_before"], e.data["tokens_after"]) for e in condensed
+    ]
     # The rebuilt conversation is the condensed one: the summary leads, the newest results stay whole.
     history = History()
     for event in run.events:
@@ -59,38 +62,8 @@ def test_summary_split_starts_the_tail_at_an_assistant_turn() -> None:
 
 @pytest.mark.parametrize("name", template_names())
 def test_every_prompt_template_renders(name: str) -> None:
-    contexts = {
-        "system.j2": dict(
-            role="child",
-            vision="v",
-            workspace="/w",
-            specialization="testing",
-            specialization_focus="tests",
-            parent_branch="main",
-            parent_expectation="a summary",
-            branch_name="summon-A",
-            git_branch="keen/x/summon-A",
-            depth=1,
-            max_depth=3,
-            phases=[("EXPLORE", "look")],
-            can_summon=True,
-            has_validation=True,
-            gates="standard",
-            max_refusals=3,
-            max_iterations=10,
-            budget="1.00",
-        ),
-        "first_message.j2": dict(vision="v", phase="EXPLORE", workspace="/w"),
-        "phase_note.j2": dict(phase="PLAN", purpose="plan"),
-        "nudge_no_tool.j2": dict(count=1, limit=3),
-        "nudge_stuck.j2": dict(reason="the same call"),
-        "condensed_summary.j2": dict(phases=["PLAN"], files=["a.py"], commands=["pytest → 0"], notes=["n"]),
-        "interrupted_tool.j2": dict(name="run_command"),
-        "final_commit.j2": dict(headline="h", status="completed", session="abc", branch="main", vision="v"),
-    }
-    if name not in contexts:
-        pytest.skip(f"{name} is rendered by its own module's tests")
-    text = render(name, **contexts[name])
+    assert name in CONTEXTS, f"{name} has no sample data in tests/prompt_contexts.py"
+    text = render(name, **CONTEXTS[name])
     assert text.strip()
     assert "{{" not in text and "{%" not in text
 

@@ -11,53 +11,7 @@ from keen.agent.prompts.render import render
 from keen.agent.vision import MAX_VISION_CHARS
 from keen.cli.visionfile import ProjectFacts, render_vision_file, without_credentials
 from keen.errors import InputError
-
-CONTEXTS = {
-    "converse_system.j2": dict(
-        workspace="/w",
-        tool_names=["get_project_tree", "read_files", "search_files"],
-        max_tool_rounds=10,
-        budget="5.00",
-    ),
-    "synthesize_vision.j2": dict(workspace="/w", max_chars=20_000),
-    "vision_fallback.j2": dict(
-        title="Build it", reason="script exhausted", workspace="/w", messages=["a", "b"], omitted=1
-    ),
-    "manifest.j2": dict(
-        title="T",
-        created="2030-01-01 00:00 UTC",
-        version="0.1.0",
-        origin="from a description",
-        directory="/w",
-        project="w",
-        branch="main",
-        remote="origin https://example.com/w.git",
-        statement="Do the thing.",
-        discussion="**You:** hi",
-        discussion_cut=0,
-        run_command="keen breathe -f /w/vision.md --dir /w",
-        uncommitted=True,
-    ),
-    "evolve.j2": dict(
-        project="w",
-        workspace="/w",
-        overall="fail",
-        score=40,
-        languages=["python"],
-        focus="speed",
-        categories=[{"name": "tests", "status": "fail", "score": 0, "summary": "1 failed"}],
-        failures=[{"name": "test_x", "message": "boom", "file": "test_x.py", "line": 3}],
-        failures_omitted=2,
-        test_problems=["pytest: crashed"],
-        has_tests=False,
-        syntax=["a.py:1: [SyntaxError] bad (high)"],
-        security=["b.py:2: [S105] password (high)"],
-        documentation=["no README"],
-        hot_spots=["c.py: 4 style findings (E501 ×4)"],
-        complexity=["d.py:9: [C901] too complex (medium)"],
-        skipped=["style: ruff is not installed"],
-    ),
-}
+from prompt_contexts import CONTEXTS
 
 
 @pytest.mark.parametrize("name", sorted(CONTEXTS))
