@@ -159,10 +159,11 @@ def _collect(
     if call.name == "report_phase" and isinstance(args.get("phase"), str):
         phases.append(args["phase"].upper())
     elif call.name == "write_files":
-        entries = args.get("files") if isinstance(args.get("files"), list) else [args]
+        listed = args.get("files")
+        entries = listed if isinstance(listed, list) else [args]
         files.extend(str(f.get("path")) for f in entries if isinstance(f, dict) and f.get("path"))
     elif call.name in {"edit_file", "delete_files"}:
-        paths = args.get("paths") if call.name == "delete_files" else [args.get("path")]
+        paths = (args.get("paths") if call.name == "delete_files" else [args.get("path")]) or []
         files.extend(str(p) for p in paths or [] if p)
     elif call.name == "run_command" and isinstance(args.get("command"), str):
         commands.append(f"{args['command'][:200]} → {_exit_code(result)}")

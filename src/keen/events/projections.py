@@ -89,9 +89,10 @@ class TreeProjection:
             elif node.parent_id in self.nodes:
                 self.nodes[node.parent_id].children.append(node.session_id)
             return
-        node = self.nodes.get(event.session_id)
-        if node is None:
+        found = self.nodes.get(event.session_id)
+        if found is None:
             return
+        node = found
         if event.type in (ev.SESSION_STARTED, ev.SESSION_RESUMED):
             node.status = "running"
             node.started_at = node.started_at or event.ts

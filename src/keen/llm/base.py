@@ -205,13 +205,15 @@ class ProviderModel:
     """What the real providers share: one stateless instance serves every agent of a session,
     and the worst case of a call is priced from the provider's price table."""
 
+    name: str
     provider: str
     model: str
+    context_window: int
     max_output_tokens: int
     scripted = False
     _client: Any
 
-    def for_agent(self, agent_key: str) -> ProviderModel:
+    def for_agent(self, agent_key: str) -> Model:
         return self
 
     def state(self) -> dict[str, Any] | None:
@@ -222,6 +224,9 @@ class ProviderModel:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+    async def complete(self, request: Request, on_delta: DeltaCallback | None = None) -> Turn:
+        raise NotImplementedError  # each provider's adapter implements the call itself
 
     def worst_case_cost(self, request: Request) -> Decimal:
         from keen.llm import pricing

@@ -111,7 +111,7 @@ class SessionRepository:
             raise InputError(f"session id {ident!r} is ambiguous; give more characters")
         return rows[0]
 
-    async def list(
+    async def recent(
         self, *, limit: int = 20, status: str | None = None, roots_only: bool = True
     ) -> Sequence[SessionRow]:
         query = select(SessionRow).order_by(SessionRow.created_at.desc()).limit(limit)

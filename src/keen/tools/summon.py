@@ -97,9 +97,11 @@ async def coordinate_agents(ctx: ToolContext, args: CoordinateInput) -> dict[str
         return {"dependencies": results, "satisfied": all(r["finished"] and r["merged"] for r in results)}
     if not args.target_phase:
         raise ToolError("sync_phase needs `target_phase`")
-    running = [c.branch for c in tree.running_children(me)]
-    if running:
-        raise ToolError(f"cannot move to {args.target_phase}: children still running: {', '.join(running)}")
+    still_running = [c.branch for c in tree.running_children(me)]
+    if still_running:
+        raise ToolError(
+            f"cannot move to {args.target_phase}: children still running: {', '.join(still_running)}"
+        )
     done = [nodes[c].branch for c in nodes[me].children]
     summary = f"children done: {', '.join(done)}" if done else "no children to wait for"
     return await ctx.agent.change_phase(args.target_phase, summary)

@@ -59,7 +59,7 @@ def session_summary(row: Any) -> dict[str, Any]:
 def list_command(*, limit: int, status: str | None, as_json: bool) -> int:
     async def load() -> list[Any]:
         async with _runner() as runner:
-            return list(await runner.sessions.list(limit=limit, status=status))
+            return list(await runner.sessions.recent(limit=limit, status=status))
 
     def body() -> int:
         if limit < 1:
