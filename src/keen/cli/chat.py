@@ -3,7 +3,7 @@
 One `LineReader` reads standard input for the whole command (prompts and y/n questions alike),
 so a pipe works as well as a terminal and no two readers ever compete for the same input. The
 conversation's async work runs on one event loop (`asyncio.Runner`) kept between prompts; a
-`breathe` run goes through `run_with_view`, the same machinery as `keen breathe`, and the chat
+`breathe` run goes through `run_new_session`, the same machinery as `keen breathe`, and the chat
 continues when it ends.
 
 Words at the prompt: `help`, `status`, `clear`, `exit`/`quit`, and per mode `manifest` and
@@ -451,7 +451,7 @@ class Chat:
 
     def _run_agent(self, vision: str, *, allow_dirty: bool) -> int | None:
         """Run the vision like `keen breathe` does (same options, live view and report)."""
-        from keen.cli.commands.breathe import run_with_view
+        from keen.cli.commands.breathe import run_new_session
         from keen.runner.local import make_options
 
         settings = self.config.settings
@@ -472,31 +472,16 @@ class Chat:
         except KeenError as exc:
             self._error(exc.message)
             return None
-        results: list[Any] = []
 
-        async def start(runner: Any) -> Any:
-            spec = await runner.create(options)
-            result = await runner.run(spec, options)
-            results.append(result)
-            return result
+        def record(finished: dict[str, Any]) -> None:
+            self.state.runs_cost += Decimal(str(finished.get("cost_usd") or 0))
+            self.state.runs.append(f"{finished['session_id'][:8]}: {finished['status']}")
 
         try:
-            code = run_with_view(
-                settings,
-                start,
-                model=options.model,
-                budget=options.budget,
-                max_iterations=options.max_iterations,
-                verbose=False,
-                as_json=False,
-            )
+            return run_new_session(settings, options, on_finished=record)
         except KeenError as exc:
             self._error(exc.message)
             return None
-        for result in results:
-            self.state.runs_cost += result.cost_usd
-            self.state.runs.append(f"{result.session_id[:8]}: {result.status}")
-        return code
 
     def _error(self, message: str) -> None:
         self.console.print(Text(f"error: {message}", style="bold red"), soft_wrap=True)

@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 import anthropic
 import httpx2
-import pydantic
 
 from keen.errors import ModelCallError
 from keen.llm import pricing
@@ -33,6 +32,7 @@ from keen.llm.base import (
     ToolUsePart,
     Turn,
     Usage,
+    next_stream_item,
 )
 from keen.llm.retry import retry_after_seconds
 
@@ -112,7 +112,7 @@ class AnthropicModel(ProviderModel):
         try:
             async with self._client.messages.stream(**self.request_params(request)) as stream:
                 finished = False
-                while (event := await _next_event(stream)) is not None:
+                while (event := await next_stream_item(stream, PROVIDER)) is not None:
                     if event.type == "message_stop":
                         finished = True
                     elif on_delta is not None and event.type == "content_block_delta":
@@ -183,16 +183,6 @@ class AnthropicModel(ProviderModel):
             duration_ms=duration_ms,
             priced=priced,
         )
-
-
-async def _next_event(stream: Any) -> Any | None:
-    """The next stream event, or None at the end; a malformed stream is an invalid response."""
-    try:
-        return await stream.__anext__()
-    except StopAsyncIteration:
-        return None
-    except (AttributeError, TypeError, ValueError, KeyError, pydantic.ValidationError) as exc:
-        raise ModelCallError("invalid_response", f"anthropic: malformed stream: {exc}") from exc
 
 
 def _forward_delta(delta: Any, on_delta: DeltaCallback) -> None:

@@ -235,6 +235,24 @@ class ProviderModel:
         return pricing.worst_case_cost(self.model, self.provider, estimate_tokens(request), output)
 
 
+async def next_stream_item(stream: Any, provider: str) -> Any | None:
+    """The next item of an SDK stream, or None at its end; a malformed stream is an invalid
+    response (not retried), unlike a dropped connection."""
+    from keen.errors import ModelCallError
+
+    try:
+        return await stream.__anext__()
+    except StopAsyncIteration:
+        return None
+    except (
+        AttributeError,
+        TypeError,
+        ValueError,
+        KeyError,
+    ) as exc:  # pydantic's ValidationError is a ValueError
+        raise ModelCallError("invalid_response", f"{provider}: malformed stream: {exc}") from exc
+
+
 def estimate_tokens(request: Request) -> int:
     """A deliberately high token estimate (3 characters per token) for budgeting and condensing."""
     chars = len(request.system) + sum(t.chars() for t in request.tools)

@@ -20,7 +20,6 @@ from typing import Any
 
 import httpx2
 import openai
-import pydantic
 
 from keen.errors import ModelCallError
 from keen.llm import pricing
@@ -37,6 +36,7 @@ from keen.llm.base import (
     ToolUsePart,
     Turn,
     Usage,
+    next_stream_item,
 )
 from keen.llm.retry import retry_after_seconds
 
@@ -98,7 +98,7 @@ class OpenAIModel(ProviderModel):
         try:
             stream = await self._client.chat.completions.create(**self.request_params(request))
             async with stream:
-                while (chunk := await _next_chunk(stream)) is not None:
+                while (chunk := await next_stream_item(stream, PROVIDER)) is not None:
                     for delta in reply.add(chunk):
                         if on_delta is not None:
                             on_delta(delta)
@@ -146,15 +146,6 @@ class OpenAIModel(ProviderModel):
             duration_ms=duration_ms,
             priced=priced,
         )
-
-
-async def _next_chunk(stream: Any) -> Any | None:
-    try:
-        return await stream.__anext__()
-    except StopAsyncIteration:
-        return None
-    except (AttributeError, TypeError, ValueError, KeyError, pydantic.ValidationError) as exc:
-        raise ModelCallError("invalid_response", f"openai: malformed stream: {exc}") from exc
 
 
 @dataclass

@@ -87,22 +87,35 @@ def breathe_command(
         )
         if dry_run:
             return _dry_run(options, as_json)
-
-        async def start(runner: Any) -> Any:
-            spec = await runner.create(options)
-            return await runner.run(spec, options)
-
-        return run_with_view(
-            settings,
-            start,
-            model=options.model,
-            budget=options.budget,
-            max_iterations=options.max_iterations,
-            verbose=verbose,
-            as_json=as_json,
-        )
+        return run_new_session(settings, options, verbose=verbose, as_json=as_json)
 
     return guarded(body)
+
+
+def run_new_session(
+    settings: Any,
+    options: Any,
+    *,
+    verbose: bool = False,
+    as_json: bool = False,
+    on_finished: Callable[[dict[str, Any]], None] | None = None,
+) -> int:
+    """Create and run a root session from validated `RunOptions` under the live view."""
+
+    async def start(runner: Any) -> Any:
+        spec = await runner.create(options)
+        return await runner.run(spec, options)
+
+    return run_with_view(
+        settings,
+        start,
+        model=options.model,
+        budget=options.budget,
+        max_iterations=options.max_iterations,
+        verbose=verbose,
+        as_json=as_json,
+        on_finished=on_finished,
+    )
 
 
 def resume_command(session_id: str, *, as_json: bool) -> int:
@@ -148,6 +161,7 @@ def run_with_view(
     verbose: bool,
     as_json: bool,
     replay_from: str | None = None,
+    on_finished: Callable[[dict[str, Any]], None] | None = None,
 ) -> int:
     """Run `start(runner)` under a live view with Ctrl-C/SIGTERM cancelling it; print the report."""
     from keen.cli.views import SessionView, report_renderable
@@ -182,6 +196,8 @@ def run_with_view(
             return EXIT_OK if finished.get("status") == "completed" else EXIT_NOT_COMPLETED
 
     code = asyncio.run(main())
+    if finished and on_finished is not None:
+        on_finished(finished)
     if as_json:
         print_json(finished)
     elif finished:

@@ -210,18 +210,6 @@ def _write_dry_run(vision: str, workspace: Path, report: ValidationReport, as_js
 
 
 def _run(settings: Any, options: Any, verbose: bool, as_json: bool) -> int:
-    from keen.cli.commands.breathe import run_with_view
+    from keen.cli.commands.breathe import run_new_session
 
-    async def start(runner: Any) -> Any:
-        spec = await runner.create(options)
-        return await runner.run(spec, options)
-
-    return run_with_view(
-        settings,
-        start,
-        model=options.model,
-        budget=options.budget,
-        max_iterations=options.max_iterations,
-        verbose=verbose,
-        as_json=as_json,
-    )
+    return run_new_session(settings, options, verbose=verbose, as_json=as_json)
