@@ -113,3 +113,23 @@ def test_status_masks_secrets_and_version_prints(tmp_path: Path) -> None:
     assert data["mode"] == "local" and data["model"] == "anthropic:claude-sonnet-5-5"
     assert key not in status.stdout and data["config"]["ANTHROPIC_API_KEY"] == "test…34"
     assert run_keen("version", cwd=tmp_path).stdout.startswith("keen ")
+
+
+def test_sessions_cancel_stops_a_running_session_from_another_process(tmp_path: Path) -> None:
+    pidfile = tmp_path / "cmd.pid"
+    script = write_script(
+        tmp_path / "s.json", [turn(call("run_command", command=f"echo $$ > {pidfile}; sleep 60"))]
+    )
+    proc = start_keen(
+        ["breathe", "a session to cancel", "--model", f"scripted:{script}", "--dir", "w", "--json"], tmp_path
+    )
+    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "")
+    home_db = Path(os.environ["KEEN_HOME"]) / "keen.db"
+    session_id = sqlite3.connect(home_db).execute("select short_id from sessions").fetchone()[0]
+    cancelled = run_keen("sessions", "cancel", session_id, cwd=tmp_path)
+    assert cancelled.returncode == 0, cancelled.stderr
+    out, _ = proc.communicate(timeout=15)
+    assert proc.returncode == 130
+    assert json.loads(out)["status"] == "cancelled"
+    again = run_keen("sessions", "cancel", session_id, cwd=tmp_path)
+    assert again.returncode == 2 and "already finished (cancelled)" in again.stderr
