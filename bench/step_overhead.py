@@ -14,20 +14,13 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).parent / "results"
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(int(len(ordered) * fraction), len(ordered) - 1)]
+from _common import percentile, write_results
 
 
 async def measure(steps: int, work: Path) -> dict[str, Any]:
@@ -132,13 +125,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         figures = asyncio.run(measure(args.steps, Path(tmp)))
-    figures["machine"] = {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-    }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "step_overhead.json").write_text(json.dumps(figures, indent=2) + "\n")
+    path = write_results("step_overhead", figures)
     o, t = figures["overhead_ms"], figures["total_ms_per_step"]
     print(
         f"steps: {figures['steps']}  events stored: {figures['events_stored']}  wall: {figures['wall_seconds']} s"
@@ -147,7 +134,7 @@ def main() -> None:
         f"keen overhead per step: median {o['median']} ms, p95 {o['p95']} ms (model and tool time excluded)"
     )
     print(f"total per step:         median {t['median']} ms, p95 {t['p95']} ms")
-    print(f"written to {RESULTS / 'step_overhead.json'}")
+    print(f"written to {path}")
 
 
 if __name__ == "__main__":

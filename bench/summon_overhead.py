@@ -16,17 +16,15 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).parent / "results"
+from _common import percentile, write_results
 
 
 def make_repo(path: Path, files: int) -> None:
@@ -135,7 +133,7 @@ async def measure(children: int, files: int, work: Path) -> dict[str, Any]:
         "merged": len(merges),
         "summon_overhead_ms": {
             "median": statistics.median(overheads),
-            "p95": sorted(overheads)[int(0.95 * len(overheads))],
+            "p95": percentile(overheads, 0.95),
         },
         "summon_total_ms_median": statistics.median(totals),
         "git_ms_median": {k: round(statistics.median(v), 2) for k, v in sorted(git_times.items())},
@@ -152,13 +150,7 @@ def main() -> None:
         parser.error("--children must be between 1 and 26 (children per parent)")
     with tempfile.TemporaryDirectory() as tmp:
         figures = asyncio.run(measure(args.children, args.files, Path(tmp)))
-    figures["machine"] = {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-    }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "summon_overhead.json").write_text(json.dumps(figures, indent=2) + "\n")
+    path = write_results("summon_overhead", figures)
     o = figures["summon_overhead_ms"]
     print(
         f"{figures['children']} summons on a repo of {figures['repo_files']} files, {figures['merged']} merged"
@@ -167,7 +159,7 @@ def main() -> None:
         f"keen's cost per summon: median {o['median']} ms, p95 {o['p95']} ms (child's model and tool time excluded)"
     )
     print("git operations, median ms:", ", ".join(f"{k} {v}" for k, v in figures["git_ms_median"].items()))
-    print(f"written to {RESULTS / 'summon_overhead.json'}")
+    print(f"written to {path}")
 
 
 if __name__ == "__main__":

@@ -64,7 +64,6 @@ def test_unknown_model_raises_and_its_worst_case_is_zero(clean_settings):
     with pytest.raises(pricing.PriceUnknown):
         pricing.cost_of("llama3.2", "openai", USAGE)
     assert pricing.worst_case_cost("llama3.2", "openai", 10_000, 1_000) == 0
-    assert not pricing.is_priced("llama3.2", "openai")
 
 
 def test_worst_case_prices_all_input_uncached_and_all_output(clean_settings):
@@ -104,7 +103,7 @@ def test_prices_file_prices_unknown_models_and_overrides_known_ones(tmp_path, cl
     assert claude == (
         1_200 * 1 + 800 * 2 + 50_000 * Decimal("0.5") + 4_000 * Decimal("1.5")
     ) / MILLION + Decimal("0.01")
-    assert pricing.is_priced("llama3.2", "openai")
+    assert llama > 0  # the file made the unknown model priced
 
 
 def test_bad_prices_file_is_a_config_error(tmp_path, clean_settings):

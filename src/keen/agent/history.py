@@ -42,7 +42,6 @@ class History:
     no_tool_replies: int = 0
     refusals: int = 0
     completed: dict[str, Any] | None = None  # the accepted report_complete input
-    last_input_tokens: int = 0
     chars: int = 0  # size of `messages`, kept as they change: estimating must not walk them all
     # Facts for the quality gates, from what the session really did.
     commands_run: int = 0
@@ -108,10 +107,6 @@ class History:
             self.no_tool_replies = 0
         else:
             self.no_tool_replies += 1
-        usage = data.get("usage", {})
-        self.last_input_tokens = sum(
-            int(usage.get(k, 0)) for k in ("input_tokens", "cache_read_tokens", "cache_write_tokens")
-        )
 
     def _tool_started(self, data: dict[str, Any]) -> None:
         self.started_calls.add(data["call_id"])

@@ -12,7 +12,7 @@ import asyncio
 import os
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -107,7 +107,6 @@ class AgentResult:
     iterations: int  # this agent and its children
     cost_usd: Decimal  # this agent and its children
     files: FileChanges
-    commits: list[str] = field(default_factory=list)
     report: dict[str, Any] | None = None
     duration_ms: int = 0
 
@@ -164,7 +163,6 @@ class Agent:
         self.start_commit = spec.start_commit
         self.history = History(phase=spec.phase.value)
         self.stuck = StuckDetector()
-        self.commits: list[str] = []
         self.report: dict[str, Any] | None = None
         self._end: _End | None = None
         self._system: str | None = None
@@ -236,7 +234,7 @@ class Agent:
                     ev.TOOL_FINISHED,
                     {"call_id": call.id, "name": call.name, "ok": False, "error": message, "duration_ms": 0},
                 )
-        await self._run_tools(self.history.unfinished_calls(), restarted=True)
+        await self._run_tools(self.history.unfinished_calls())
 
     async def _loop(self) -> None:
         while True:
@@ -270,7 +268,7 @@ class Agent:
         message = render("nudge_no_tool.j2", count=count, limit=MAX_NO_TOOL_REPLIES)
         await self._emit(ev.AGENT_NUDGED, {"reason": "no_tool_call", "message": message})
 
-    async def _run_tools(self, calls: list[ToolUsePart], *, restarted: bool = False) -> None:
+    async def _run_tools(self, calls: list[ToolUsePart]) -> None:
         for call in calls:
             await self._emit(ev.TOOL_STARTED, {"call_id": call.id, "name": call.name, "input": call.input})
             ctx = ToolContext(
@@ -278,7 +276,6 @@ class Agent:
                 agent=self,
                 call_id=call.id,
                 secret_values=self.deps.secret_values,
-                extras={"restarted": restarted},
             )
             result = await self.deps.tools.execute(call.name, call.input, ctx)
             event = await self._emit(
@@ -450,7 +447,6 @@ class Agent:
             iterations=self.deps.iterations.used,
             cost_usd=self.deps.budget.spent,
             files=files,
-            commits=self.commits,
             report=self.report,
             duration_ms=int((time.monotonic() - started) * 1000),
         )
@@ -477,7 +473,6 @@ class Agent:
         commit = await self.repo.commit_all(message)
         if commit is None:
             return None
-        self.commits.append(commit)
         files = await self.repo.files_in_commit(commit)
         branch = await self.repo.current_branch()
         await self._emit(

@@ -24,6 +24,11 @@ app.add_typer(sessions_app, name="sessions")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 DirOpt = Annotated[Path | None, typer.Option("--dir", "-d", help="Workspace directory (default: current).")]
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="PROVIDER:NAME (default KEEN_MODEL).")]
+AllowDirtyOpt = Annotated[
+    bool, typer.Option("--allow-dirty", help="Snapshot uncommitted changes first instead of refusing.")
+]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show the agent's text as it works.")]
+TreeBudgetOpt = Annotated[str, typer.Option("--budget", help="USD for the whole agent tree.")]
 
 
 @app.callback()
@@ -47,13 +52,11 @@ def breathe(
         Path | None, typer.Option("--file", "-f", help="Read the vision from a file (wins).")
     ] = None,
     directory: DirOpt = None,
-    model: Annotated[
-        str | None, typer.Option("--model", "-m", help="PROVIDER:NAME (default KEEN_MODEL).")
-    ] = None,
+    model: ModelOpt = None,
     max_iterations: Annotated[
         int, typer.Option("--max-iterations", help="Model calls for the whole tree.")
     ] = 100,
-    budget: Annotated[str, typer.Option("--budget", help="USD for the whole agent tree.")] = "50",
+    budget: TreeBudgetOpt = "50",
     phase: Annotated[str, typer.Option("--phase", help="Starting phase.")] = "EXPLORE",
     max_depth: Annotated[int, typer.Option("--max-depth", help="Deepest level of summoned agents.")] = 10,
     gates: Annotated[
@@ -62,15 +65,11 @@ def breathe(
     no_web_search: Annotated[
         bool, typer.Option("--no-web-search", help="Disable the provider's web search.")
     ] = False,
-    allow_dirty: Annotated[
-        bool, typer.Option("--allow-dirty", help="Snapshot uncommitted changes first instead of refusing.")
-    ] = False,
+    allow_dirty: AllowDirtyOpt = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the plan and prompt; call no model.")
     ] = False,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Show the agent's text as it works.")
-    ] = False,
+    verbose: VerboseOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a vision: an agent works in the workspace until it is done (or a limit is reached)."""
@@ -149,13 +148,9 @@ def evolve(
         bool, typer.Option("--dry-run", help="Write evolution-vision.md and stop; call no model.")
     ] = False,
     model: ModelOpt = None,
-    budget: Annotated[str, typer.Option("--budget", help="USD for the whole agent tree.")] = "50",
-    allow_dirty: Annotated[
-        bool, typer.Option("--allow-dirty", help="Snapshot uncommitted changes first instead of refusing.")
-    ] = False,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Show the agent's text as it works.")
-    ] = False,
+    budget: TreeBudgetOpt = "50",
+    allow_dirty: AllowDirtyOpt = False,
+    verbose: VerboseOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Validate the project and run keen on its weakest points (150 iterations)."""

@@ -34,7 +34,7 @@ from keen.llm.base import (
     Usage,
     next_stream_item,
 )
-from keen.llm.retry import retry_after_seconds
+from keen.llm.retry import retry_after_seconds, transport_error
 
 PROVIDER = "anthropic"
 WEB_SEARCH_TOOL = {"type": "web_search_20250305", "name": "web_search"}
@@ -307,12 +307,14 @@ _KIND_BY_ERROR_TYPE = {
 
 def map_error(exc: Exception) -> ModelCallError:
     """The `ModelCallError` for an SDK or transport failure, carrying the provider's message."""
-    if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
-        return ModelCallError("timeout", f"anthropic: request timed out ({exc})")
-    if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
-        cause = exc.__cause__ or exc
-        detail = str(cause) or type(cause).__name__
-        return ModelCallError("connection", f"anthropic: connection failed or dropped: {detail}")
+    transport = transport_error(
+        exc,
+        PROVIDER,
+        timeouts=(anthropic.APITimeoutError, httpx2.TimeoutException),
+        connections=(anthropic.APIConnectionError, httpx2.TransportError),
+    )
+    if transport is not None:
+        return transport
     if isinstance(exc, anthropic.APIStatusError):
         message = exc.api_message or exc.message
         kind = error_kind(exc.status_code, exc.type, message)

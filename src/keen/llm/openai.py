@@ -38,7 +38,7 @@ from keen.llm.base import (
     Usage,
     next_stream_item,
 )
-from keen.llm.retry import retry_after_seconds
+from keen.llm.retry import retry_after_seconds, transport_error
 
 PROVIDER = "openai"
 INVALID_JSON_KEY = "_invalid_json_arguments"
@@ -299,12 +299,14 @@ _KIND_BY_CODE = {
 
 def map_error(exc: Exception) -> ModelCallError:
     """The `ModelCallError` for an SDK or transport failure, carrying the provider's message."""
-    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
-        return ModelCallError("timeout", f"openai: request timed out ({exc})")
-    if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
-        cause = exc.__cause__ or exc
-        detail = str(cause) or type(cause).__name__
-        return ModelCallError("connection", f"openai: connection failed or dropped: {detail}")
+    transport = transport_error(
+        exc,
+        PROVIDER,
+        timeouts=(openai.APITimeoutError, httpx2.TimeoutException),
+        connections=(openai.APIConnectionError, httpx2.TransportError),
+    )
+    if transport is not None:
+        return transport
     if isinstance(exc, openai.APIError):
         message = _provider_message(exc)
         status = exc.status_code if isinstance(exc, openai.APIStatusError) else None

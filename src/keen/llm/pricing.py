@@ -52,14 +52,6 @@ def worst_case_cost(model: str, provider: str | None, input_tokens: int, output_
         return Decimal(0)
 
 
-def is_priced(model: str, provider: str | None) -> bool:
-    try:
-        cost_of(model, provider, Usage(input_tokens=1, output_tokens=1))
-    except PriceUnknown:
-        return False
-    return True
-
-
 def _cost_from_override(prices: dict[str, Decimal], usage: Usage) -> Decimal:
     zero = Decimal(0)
     input_price = prices.get("input_mtok", zero)

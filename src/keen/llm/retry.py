@@ -28,6 +28,22 @@ def backoff_delay(attempt: int, error: ModelCallError, base_delay: float) -> flo
     return min(exponential * (0.5 + random.random() / 2), MAX_DELAY_SECONDS)
 
 
+def transport_error(
+    exc: Exception, provider: str, timeouts: tuple[type, ...], connections: tuple[type, ...]
+) -> ModelCallError | None:
+    """A timeout or a failed/dropped connection as a (retryable) `ModelCallError`, or None.
+
+    `timeouts` and `connections` are the SDK's and its HTTP library's exception classes; the
+    SDK's timeout class is checked first because it subclasses its connection class."""
+    if isinstance(exc, timeouts):
+        return ModelCallError("timeout", f"{provider}: request timed out ({exc})")
+    if isinstance(exc, connections):
+        cause = exc.__cause__ or exc
+        detail = str(cause) or type(cause).__name__
+        return ModelCallError("connection", f"{provider}: connection failed or dropped: {detail}")
+    return None
+
+
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     """The wait a provider asks for in `retry-after-ms` or `retry-after` (seconds; dates ignored)."""
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):

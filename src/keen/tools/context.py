@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from keen.tools.workspace import Workspace
@@ -39,4 +39,3 @@ class ToolContext:
     call_id: str = ""
     # Secret values keen holds; never passed to commands the agent runs.
     secret_values: tuple[str, ...] = ()
-    extras: dict[str, Any] = field(default_factory=dict)
