@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from helpers import call, complete, event_count, run_keen, turn, wait_for, write_script
+from helpers import call, complete, run_keen, turn, write_script
 
 QUESTION = "What does notes.txt say?"
 VISION = "Create marmalade.txt containing the secret word from notes.txt.\n\nDone when the file exists."
@@ -98,7 +98,7 @@ def test_ctrl_c_interrupts_a_reply_and_ctrl_d_leaves_cleanly(
     term = terminal("converse", "--dir", str(project), "--model", f"scripted:{script}", cwd=tmp_path)
     term.expect(r"you> ")
     term.line("tell me slowly")
-    wait_for(lambda: event_count(keen_home / "keen.db", "conversation.message") == 1)
+    term.expect(r"keen is thinking…")  # shown as the request goes out: the reply is now awaited
     term.send("\x03")  # Ctrl-C while the model is "thinking"
     term.expect(r"\(interrupted\)")
     term.expect(r"you> ")
@@ -130,6 +130,7 @@ def test_converse_with_piped_input(project: Path, tmp_path: Path, keen_home: Pat
     assert "breathe" in out and "manifest" in out  # help lists the words
     assert "you> What does notes.txt say?" in out  # piped lines are shown as typed
     assert "the secret word is marmalade" in out
+    assert "thinking" not in out  # the waiting indicator is for terminals only
     assert "local user" in out and "local (no server login" in out and "cost so far" in out
     assert "$0.0080" in out  # two scripted calls, priced
     assert "cleared" in out

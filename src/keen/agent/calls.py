@@ -16,6 +16,7 @@ from typing import Any
 from keen.agent.budget import Meter
 from keen.errors import ModelCallError
 from keen.events import types as ev
+from keen.events.bus import WAITING
 from keen.events.sink import EventSink
 from keen.events.types import Event, SessionRef
 from keen.llm.base import Delta, Model, Request, Turn, parts_to_json
@@ -51,6 +52,8 @@ class Caller:
         retries: list[dict[str, Any]] = []
         started = time.perf_counter()
         try:
+            if stream:
+                self.sink.delta(self.ref, WAITING, "")  # live views can show that a reply is awaited
             try:
                 turn = await self._complete(request, retries, stream)
             except ModelCallError as exc:

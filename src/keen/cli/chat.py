@@ -30,7 +30,7 @@ from rich.text import Text
 from keen.cli.common import EXIT_INTERRUPTED, EXIT_OK, stdout_console
 from keen.errors import InputError, KeenError
 from keen.events import types as ev
-from keen.events.bus import LiveDelta
+from keen.events.bus import WAITING, LiveDelta
 
 if TYPE_CHECKING:
     from keen.config import Settings
@@ -104,12 +104,16 @@ class ChatView:
         self.console = console
         self._streaming = False
         self._streamed = False
+        self._waiting_shown = False  # "keen is thinking…" is on the current terminal line
 
     def handle(self, item: Any) -> None:
         if isinstance(item, LiveDelta):
-            if item.kind == "text" and item.text:
+            if item.kind == WAITING:
+                self._show_waiting()
+            elif item.kind == "text" and item.text:
                 self._write(item.text)
             return
+        self._clear_waiting()
         data = item.data
         if item.type == ev.MODEL_RESPONDED and not data.get("side_call"):
             if not self._streamed and str(data.get("text", "")).strip():
@@ -121,7 +125,23 @@ class ChatView:
         elif item.type == ev.TOOL_FINISHED and not data.get("ok"):
             self.console.print(Text(f"    {data.get('error')}", style="yellow"), soft_wrap=True)
 
+    def _show_waiting(self) -> None:
+        """On a terminal, say that a reply is awaited until its first words arrive (a pipe gets
+        nothing: the indicator is only for a person watching)."""
+        if self._streaming or self._waiting_shown or not self.console.is_terminal:
+            return
+        sys.stdout.write("\x1b[2mkeen is thinking…\x1b[0m")
+        sys.stdout.flush()
+        self._waiting_shown = True
+
+    def _clear_waiting(self) -> None:
+        if self._waiting_shown:
+            sys.stdout.write("\r\x1b[2K")
+            sys.stdout.flush()
+            self._waiting_shown = False
+
     def _write(self, text: str) -> None:
+        self._clear_waiting()
         if not self._streaming:
             self.console.print(Text("keen> ", style="bold magenta"), end="")
             self._streaming = True
@@ -131,6 +151,7 @@ class ChatView:
         sys.stdout.flush()
 
     def end_line(self) -> None:
+        self._clear_waiting()
         if self._streaming:
             sys.stdout.write("\n")
             sys.stdout.flush()

@@ -15,12 +15,15 @@ from dataclasses import dataclass
 
 from keen.events.types import Event
 
+WAITING = "waiting"  # the live-delta kind published as a model request goes out
+
 
 @dataclass(frozen=True)
 class LiveDelta:
     session_id: str
     root_session_id: str
-    kind: str  # "text" | "thinking"
+    # "text" | "thinking": streamed reply; "waiting": a model request was just sent (text empty)
+    kind: str
     text: str
 
 
