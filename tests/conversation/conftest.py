@@ -8,6 +8,7 @@ import os
 import pty
 import re
 import select
+import signal
 import struct
 import termios
 import time
@@ -44,6 +45,11 @@ class Terminal:
         pid, fd = pty.fork()
         if pid == 0:  # the child: its stdin/stdout/stderr are the terminal
             try:
+                # Signals as a fresh terminal session has them, even when pytest itself was
+                # started in the background (where the shell ignores SIGINT for it).
+                for number in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
+                    signal.signal(number, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, set())
                 fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
                 os.chdir(cwd)
                 os.execve(str(KEEN_BIN), [str(KEEN_BIN), *args], env)
@@ -89,6 +95,24 @@ class Terminal:
                     self.position = match.end()
                     return match
                 raise AssertionError(f"{pattern!r} did not appear; output so far:\n{self.text}")
+
+    def wait_until_blocked(self, waiting_in: str, timeout: float = 30) -> None:
+        """Wait until keen's main thread sleeps in the kernel where `waiting_in` says: "prompt"
+        (readline's select) or "loop" (the event loop's epoll). A signal sent a moment before
+        that can land between the prompt being drawn and the select starting, where neither
+        CPython's readline nor asyncio.Runner sees it until the next input or timer; a person
+        cannot hit that window, a test can."""
+        names = {
+            "prompt": ("poll_schedule_timeout", "do_select", "do_sys_poll"),
+            "loop": ("epoll_wait", "ep_poll"),
+        }
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            wchan = Path(f"/proc/{self.pid}/wchan").read_text()
+            if any(name in wchan for name in names[waiting_in]):
+                return
+            time.sleep(0.01)
+        raise AssertionError(f"keen never waited in {waiting_in}; output so far:\n{self.text}")
 
     def send(self, text: str) -> None:
         os.write(self.fd, text.encode())

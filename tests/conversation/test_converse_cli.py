@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from helpers import call, complete, run_keen, turn, write_script
 
@@ -99,6 +103,7 @@ def test_ctrl_c_interrupts_a_reply_and_ctrl_d_leaves_cleanly(
     term.expect(r"you> ")
     term.line("tell me slowly")
     term.expect(r"keen is thinking…")  # shown as the request goes out: the reply is now awaited
+    term.wait_until_blocked("loop")
     term.send("\x03")  # Ctrl-C while the model is "thinking"
     term.expect(r"\(interrupted\)")
     term.expect(r"you> ")
@@ -171,15 +176,53 @@ def test_bad_input_exits_2_before_anything_is_created(tmp_path: Path, keen_home:
     assert not (keen_home / "keen.db").exists()
 
 
+def test_runs_started_with_breathe_use_the_limits_converse_was_given(
+    project: Path, tmp_path: Path, keen_home: Path
+) -> None:
+    script = _script(tmp_path / "script.json")
+    limits = ["--max-iterations", "1", "--run-budget", "0.25", "--max-depth", "0", "--gates", "off"]
+    result = run_keen(
+        "converse",
+        "--dir",
+        str(project),
+        "--model",
+        f"scripted:{script}",
+        "--no-web-search",
+        *limits,
+        cwd=tmp_path,
+        input=f"{QUESTION}\nbreathe\ny\nexit\n",
+    )
+    assert result.returncode == 0, result.stderr
+    (options,) = _rows(keen_home, "select options from sessions where kind = 'agent'")
+    stored = json.loads(options[0])
+    assert (stored["max_iterations"], stored["budget"], stored["max_depth"]) == (1, "0.25", 0)
+    assert (stored["gates"], stored["web_search"]) == ("off", False)
+    # One model call allowed: the agent wrote the file but could not report completion.
+    assert _rows(keen_home, "select status from sessions where kind = 'agent'") == [("max_iterations",)]
+    assert (project / "marmalade.txt").read_text() == "marmalade\n"
+
+
+def test_bad_run_limits_exit_2_before_the_conversation_starts(tmp_path: Path, keen_home: Path) -> None:
+    for option, value in [("--run-budget", "lots"), ("--max-iterations", "0"), ("--gates", "loose")]:
+        result = run_keen(
+            "converse", "--dir", str(tmp_path), "--model", "openai:gpt-5", option, value, cwd=tmp_path
+        )
+        assert result.returncode == 2, (option, result.stderr)
+        assert option in result.stderr
+    assert not (keen_home / "keen.db").exists()
+
+
 def test_ctrl_c_twice_at_the_prompt_leaves_with_130(
     project: Path, tmp_path: Path, keen_home: Path, terminal: Callable[..., Any]
 ) -> None:
     script = write_script(tmp_path / "script.json", {"converse": []})
     term = terminal("converse", "--dir", str(project), "--model", f"scripted:{script}", cwd=tmp_path)
     term.expect(r"you> ")
+    term.wait_until_blocked("prompt")
     term.send("\x03")
     term.expect(r"Ctrl-C again, exit or Ctrl-D to leave")
     term.expect(r"you> ")
+    term.wait_until_blocked("prompt")
     term.send("\x03")
     assert term.wait() == 130
     assert _rows(keen_home, "select kind, status from sessions") == [("conversation", "cancelled")]
@@ -228,3 +271,21 @@ def test_a_conversation_can_be_replayed_but_not_resumed(project: Path, tmp_path:
     replayed = run_keen("sessions", "replay", session_id, cwd=tmp_path)
     assert replayed.returncode == 0, replayed.stderr
     assert "conversation.message" in replayed.stdout and "read_files" in replayed.stdout
+
+
+@pytest.mark.parametrize("during", ["prompt", "reply"])
+def test_sigterm_closes_the_conversation_as_cancelled(
+    during: str, project: Path, tmp_path: Path, keen_home: Path, terminal: Callable[..., Any]
+) -> None:
+    script = write_script(tmp_path / "script.json", {"converse": [turn(text="slow", delay_ms=30_000)]})
+    term = terminal("converse", "--dir", str(project), "--model", f"scripted:{script}", cwd=tmp_path)
+    term.expect(r"you> ")
+    if during == "reply":
+        term.line("tell me slowly")
+        term.expect(r"keen is thinking…")
+    term.wait_until_blocked("loop" if during == "reply" else "prompt")
+    os.kill(term.pid, signal.SIGTERM)
+    assert term.wait(timeout=15) == 130
+    assert _rows(keen_home, "select kind, status from sessions") == [("conversation", "cancelled")]
+    types = [row[0] for row in _rows(keen_home, "select type from session_events order by seq")]
+    assert types[-1] == "session.finished"

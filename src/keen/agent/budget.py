@@ -9,12 +9,24 @@ cost is charged and the hold released. Server modes plug a credit-ledger meter i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Protocol
 
-from keen.errors import KeenError
+from keen.errors import InputError, KeenError
 
 WARNING_FRACTION = Decimal("0.8")
+
+
+def parse_usd(value: str | Decimal, option: str = "--budget") -> Decimal:
+    """A positive, finite amount of USD given on the command line (or an `InputError` naming
+    the option)."""
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise InputError(f"{option} {value!r} is not a number of USD") from None
+    if not amount.is_finite() or amount <= 0:
+        raise InputError(f"{option} must be a positive amount of USD, not {value}")
+    return amount
 
 
 class BudgetExhausted(KeenError):

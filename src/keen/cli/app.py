@@ -29,6 +29,9 @@ AllowDirtyOpt = Annotated[
 ]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show the agent's text as it works.")]
 TreeBudgetOpt = Annotated[str, typer.Option("--budget", help="USD for the whole agent tree.")]
+MaxDepthOpt = Annotated[int, typer.Option("--max-depth", help="Deepest level of summoned agents.")]
+GatesOpt = Annotated[str, typer.Option("--gates", help="Quality gates: standard, strict or off.")]
+NoWebSearchOpt = Annotated[bool, typer.Option("--no-web-search", help="Disable the provider's web search.")]
 
 
 @app.callback()
@@ -58,13 +61,9 @@ def breathe(
     ] = 100,
     budget: TreeBudgetOpt = "50",
     phase: Annotated[str, typer.Option("--phase", help="Starting phase.")] = "EXPLORE",
-    max_depth: Annotated[int, typer.Option("--max-depth", help="Deepest level of summoned agents.")] = 10,
-    gates: Annotated[
-        str, typer.Option("--gates", help="Quality gates: standard, strict or off.")
-    ] = "standard",
-    no_web_search: Annotated[
-        bool, typer.Option("--no-web-search", help="Disable the provider's web search.")
-    ] = False,
+    max_depth: MaxDepthOpt = 10,
+    gates: GatesOpt = "standard",
+    no_web_search: NoWebSearchOpt = False,
     allow_dirty: AllowDirtyOpt = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the plan and prompt; call no model.")
@@ -100,11 +99,31 @@ def converse(
     directory: DirOpt = None,
     model: ModelOpt = None,
     budget: Annotated[str, typer.Option("--budget", help="USD for the conversation itself.")] = "5",
+    run_budget: Annotated[
+        str, typer.Option("--run-budget", help="USD for each agent tree that `breathe` runs.")
+    ] = "50",
+    max_iterations: Annotated[
+        int, typer.Option("--max-iterations", help="Model calls for each tree that `breathe` runs.")
+    ] = 100,
+    max_depth: MaxDepthOpt = 10,
+    gates: GatesOpt = "standard",
+    no_web_search: NoWebSearchOpt = False,
 ) -> None:
     """Chat about the project (read-only); `manifest` writes a vision file, `breathe` runs it."""
     from keen.cli.commands.converse import converse_command
 
-    raise typer.Exit(converse_command(directory=directory, model=model, budget=budget))
+    raise typer.Exit(
+        converse_command(
+            directory=directory,
+            model=model,
+            budget=budget,
+            run_budget=run_budget,
+            max_iterations=max_iterations,
+            max_depth=max_depth,
+            gates=gates,
+            web_search=not no_web_search,
+        )
+    )
 
 
 @app.command()

@@ -8,17 +8,19 @@ continues when it ends.
 
 Words at the prompt: `help`, `status`, `clear`, `exit`/`quit`, and per mode `manifest` and
 `breathe` (converse) or `done` (manifest). Ctrl-D leaves like `exit`; Ctrl-C interrupts a reply,
-and pressed twice in a row at the prompt leaves with exit code 130.
+and pressed twice in a row at the prompt leaves with exit code 130. SIGTERM leaves with 130 too,
+the conversation's session closed as cancelled.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -34,12 +36,11 @@ from keen.events.bus import WAITING, LiveDelta
 
 if TYPE_CHECKING:
     from keen.config import Settings
+    from keen.runner.local import RunLimits
 
 Mode = Literal["converse", "manifest"]
 LOCAL_USER = "local user"
 FALLBACK_LABEL = "(fallback: the model could not synthesize a vision; built from your messages)"
-BREATHE_MAX_ITERATIONS = 100
-BREATHE_BUDGET = "50"
 
 HELP: dict[Mode, list[tuple[str, str]]] = {
     "converse": [
@@ -166,16 +167,6 @@ def _brief(value: Any, limit: int = 100) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def parse_budget(value: str) -> Decimal:
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise InputError(f"--budget {value!r} is not a number of USD") from None
-    if not amount.is_finite() or amount <= 0:
-        raise InputError(f"--budget must be a positive amount of USD, not {value}")
-    return amount
-
-
 def chat_workspace(directory: Path | None) -> Path:
     """The folder to talk about: it must exist (a conversation creates nothing)."""
     path = (directory or Path.cwd()).expanduser().resolve()
@@ -195,11 +186,13 @@ class ChatConfig:
     mode: Mode = "converse"
     output: Path | None = None  # manifest mode: where `done` writes (None: the default name)
     first_message: str | None = None
+    run_limits: RunLimits | None = None  # converse: limits of the runs `breathe` starts (None: defaults)
 
 
 @dataclass
 class _State:
     interrupts: int = 0
+    terminated: bool = False  # SIGTERM arrived: leave at the next prompt, session cancelled
     runs_cost: Decimal = Decimal(0)
     runs: list[str] = field(default_factory=list)  # "short id: status" of agent runs from the chat
 
@@ -222,10 +215,12 @@ class Chat:
     # -- lifecycle -------------------------------------------------------------------------
 
     def run(self) -> int:
+        previous = signal.getsignal(signal.SIGTERM)
         with asyncio.Runner() as loop:
             self.loop = loop
             status, code = "completed", EXIT_OK
             try:
+                self._terminate_like_ctrl_c()
                 loop.run(self._open())
                 self._welcome()
                 if self.config.first_message:
@@ -240,7 +235,25 @@ class Chat:
                 raise
             finally:
                 loop.run(self._close(status))
+                signal.signal(signal.SIGTERM, previous)
         return code
+
+    def _terminate_like_ctrl_c(self) -> None:
+        """SIGTERM interrupts whatever runs (a prompt or a reply) the way Ctrl-C does, then the
+        chat leaves with its session closed as cancelled instead of left running."""
+
+        def handler(signum: int, frame: Any) -> None:
+            self.state.terminated = True
+            # Call the SIGINT handler in place now (raise_signal would only be seen at the next
+            # check, which a blocked prompt never makes): at the prompt it is Python's, raising
+            # KeyboardInterrupt; during a reply it is asyncio's, cancelling the reply.
+            interrupt = signal.getsignal(signal.SIGINT)
+            if callable(interrupt):
+                interrupt(signal.SIGINT, frame)
+            else:
+                raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, handler)
 
     async def _open(self) -> None:
         from keen.agent.budget import Budget
@@ -306,10 +319,14 @@ class Chat:
         else:
             handlers |= {"done": self._done}
         while True:
+            if self.state.terminated:
+                return EXIT_INTERRUPTED
             try:
                 line = self.reader.read("you> ")
             except KeyboardInterrupt:
                 sys.stdout.write("\n")
+                if self.state.terminated:
+                    return EXIT_INTERRUPTED
                 self.state.interrupts += 1
                 if self.state.interrupts >= 2:
                     return EXIT_INTERRUPTED
@@ -471,24 +488,22 @@ class Chat:
         self.console.print(Text("Back to the conversation.", style="dim"))
 
     def _run_agent(self, vision: str, *, allow_dirty: bool) -> int | None:
-        """Run the vision like `keen breathe` does (same options, live view and report)."""
+        """Run the vision like `keen breathe` does (same live view and report), with the limits
+        `keen converse` was given for its runs."""
         from keen.cli.commands.breathe import run_new_session
-        from keen.runner.local import make_options
+        from keen.runner.local import RunLimits, make_options
 
         settings = self.config.settings
+        limits = self.config.run_limits or RunLimits()
         try:
             options = make_options(
                 settings,
                 vision=vision,
                 directory=self.config.workspace,
                 model=self.config.model,
-                max_iterations=BREATHE_MAX_ITERATIONS,
-                budget=BREATHE_BUDGET,
                 phase="EXPLORE",
-                max_depth=10,
-                gates="standard",
-                web_search=True,
                 allow_dirty=allow_dirty,
+                **asdict(limits),
             )
         except KeenError as exc:
             self._error(exc.message)
@@ -503,6 +518,8 @@ class Chat:
         except KeenError as exc:
             self._error(exc.message)
             return None
+        finally:
+            self._terminate_like_ctrl_c()  # the run's own event loop reset the SIGTERM handler
 
     def _error(self, message: str) -> None:
         self.console.print(Text(f"error: {message}", style="bold red"), soft_wrap=True)

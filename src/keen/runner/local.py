@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from keen.agent.budget import Budget, BudgetMeter
+from keen.agent.budget import Budget, BudgetMeter, parse_usd
 from keen.agent.completion import AcceptAllGate, CompletionGate
 from keen.agent.loop import Agent, AgentDeps, AgentResult, AgentSpec, IterationPool, new_session_id
 from keen.agent.phases import Phase, parse_phase
@@ -86,36 +86,55 @@ def make_options(
     workspace = (directory or Path.cwd()).expanduser().resolve()
     if workspace.exists() and not workspace.is_dir():
         raise InputError(f"--dir {workspace} exists and is not a directory")
-    if not 1 <= max_iterations <= MAX_ITERATIONS_CAP:
-        raise InputError(f"--max-iterations must be between 1 and {MAX_ITERATIONS_CAP}, not {max_iterations}")
-    try:
-        amount = Decimal(str(budget))
-    except InvalidOperation:
-        raise InputError(f"--budget {budget!r} is not a number of USD") from None
-    if not amount.is_finite() or amount <= 0:
-        raise InputError(f"--budget must be a positive amount of USD, not {budget}")
+    limits = check_limits(
+        max_iterations=max_iterations, budget=budget, max_depth=max_depth, gates=gates, web_search=web_search
+    )
     try:
         start_phase = parse_phase(phase)
     except ValueError as exc:
         raise InputError(f"--phase: {exc}") from None
-    if not 0 <= max_depth <= 25:
-        raise InputError(f"--max-depth must be between 0 and 25, not {max_depth}")
-    if gates not in GATE_MODES:
-        raise InputError(f"--gates must be one of {', '.join(GATE_MODES)}, not {gates!r}")
     spec = model or settings.keen_model
     check_model_config(spec, settings)
     return RunOptions(
         vision=text,
         workspace=workspace,
         model=spec,
-        max_iterations=max_iterations,
-        budget=amount,
         phase=start_phase,
-        max_depth=max_depth,
-        gates=gates,
-        web_search=web_search,
         allow_dirty=allow_dirty,
+        **asdict(limits),
     )
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """The limits of one run, checked once whether they come from `keen breathe` or are kept by
+    `keen converse` for the runs its `breathe` word starts."""
+
+    max_iterations: int = 100
+    budget: Decimal = Decimal("50")
+    max_depth: int = 10
+    gates: str = "standard"
+    web_search: bool = True
+
+
+def check_limits(
+    *,
+    max_iterations: int,
+    budget: str | Decimal,
+    max_depth: int,
+    gates: str,
+    web_search: bool,
+    budget_option: str = "--budget",
+) -> RunLimits:
+    """Each out-of-range value is an `InputError` naming its option."""
+    if not 1 <= max_iterations <= MAX_ITERATIONS_CAP:
+        raise InputError(f"--max-iterations must be between 1 and {MAX_ITERATIONS_CAP}, not {max_iterations}")
+    amount = parse_usd(budget, budget_option)
+    if not 0 <= max_depth <= 25:
+        raise InputError(f"--max-depth must be between 0 and 25, not {max_depth}")
+    if gates not in GATE_MODES:
+        raise InputError(f"--gates must be one of {', '.join(GATE_MODES)}, not {gates!r}")
+    return RunLimits(max_iterations, amount, max_depth, gates, web_search)
 
 
 def completion_gate(mode: str) -> CompletionGate:

@@ -69,10 +69,11 @@ def _interactive(
     model: str | None,
     budget: str,
 ) -> int:
-    from keen.cli.chat import Chat, ChatConfig, parse_budget
+    from keen.agent.budget import parse_usd
+    from keen.cli.chat import Chat, ChatConfig
     from keen.llm.factory import check_model_config
 
-    amount = parse_budget(budget)
+    amount = parse_usd(budget)
     spec = model or settings.keen_model
     check_model_config(spec, settings)
     first = description.strip() if description and description.strip() else None
