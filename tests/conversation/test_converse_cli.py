@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from helpers import call, complete, run_keen, turn, write_script
+from helpers import call, complete, run_keen, turn, wait_for, write_script
 
 QUESTION = "What does notes.txt say?"
 VISION = "Create marmalade.txt containing the secret word from notes.txt.\n\nDone when the file exists."
@@ -289,3 +289,31 @@ def test_sigterm_closes_the_conversation_as_cancelled(
     assert _rows(keen_home, "select kind, status from sessions") == [("conversation", "cancelled")]
     types = [row[0] for row in _rows(keen_home, "select type from session_events order by seq")]
     assert types[-1] == "session.finished"
+
+
+def test_sigterm_during_a_breathe_run_cancels_the_run_and_leaves_the_chat(
+    project: Path, tmp_path: Path, keen_home: Path, terminal: Callable[..., Any]
+) -> None:
+    pidfile = tmp_path / "cmd.pid"
+    script = write_script(
+        tmp_path / "script.json",
+        {
+            "converse": [turn(text="Sure."), turn(text=VISION)],
+            "main": [
+                turn(call("run_command", command=f"echo $$ > {pidfile}; sleep 60", timeout_seconds=300))
+            ],
+        },
+    )
+    term = terminal("converse", "--dir", str(project), "--model", f"scripted:{script}", cwd=tmp_path)
+    term.expect(r"you> ")
+    term.line("make marmalade.txt")
+    term.expect(r"you> ")
+    term.line("breathe")
+    term.expect(r"\[y/N\] ")
+    term.line("y")
+    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "")
+    os.kill(term.pid, signal.SIGTERM)
+    assert term.wait(timeout=30) == 130
+    assert "Back to the conversation" not in term.text
+    sessions = dict(_rows(keen_home, "select kind, status from sessions"))
+    assert sessions == {"conversation": "cancelled", "agent": "cancelled"}

@@ -485,7 +485,8 @@ class Chat:
             self.console.print("Not run. Back to the conversation.")
             return
         self._run_agent(vision, allow_dirty=bool(dirty))
-        self.console.print(Text("Back to the conversation.", style="dim"))
+        if not self.state.terminated:
+            self.console.print(Text("Back to the conversation.", style="dim"))
 
     def _run_agent(self, vision: str, *, allow_dirty: bool) -> int | None:
         """Run the vision like `keen breathe` does (same live view and report), with the limits
@@ -513,8 +514,12 @@ class Chat:
             self.state.runs_cost += Decimal(str(finished.get("cost_usd") or 0))
             self.state.runs.append(f"{finished['session_id'][:8]}: {finished['status']}")
 
+        def stop_chat_on_sigterm(sig: int) -> None:
+            if sig == signal.SIGTERM:  # the run is cancelled; the chat must not go on either
+                self.state.terminated = True
+
         try:
-            return run_new_session(settings, options, on_finished=record)
+            return run_new_session(settings, options, on_finished=record, on_signal=stop_chat_on_sigterm)
         except KeenError as exc:
             self._error(exc.message)
             return None

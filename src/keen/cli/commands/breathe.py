@@ -99,6 +99,7 @@ def run_new_session(
     verbose: bool = False,
     as_json: bool = False,
     on_finished: Callable[[dict[str, Any]], None] | None = None,
+    on_signal: Callable[[int], None] | None = None,
 ) -> int:
     """Create and run a root session from validated `RunOptions` under the live view."""
 
@@ -115,6 +116,7 @@ def run_new_session(
         verbose=verbose,
         as_json=as_json,
         on_finished=on_finished,
+        on_signal=on_signal,
     )
 
 
@@ -162,8 +164,10 @@ def run_with_view(
     as_json: bool,
     replay_from: str | None = None,
     on_finished: Callable[[dict[str, Any]], None] | None = None,
+    on_signal: Callable[[int], None] | None = None,
 ) -> int:
-    """Run `start(runner)` under a live view with Ctrl-C/SIGTERM cancelling it; print the report."""
+    """Run `start(runner)` under a live view with Ctrl-C/SIGTERM cancelling it (`on_signal` is
+    told which one); print the report."""
     from keen.cli.views import SessionView, report_renderable
     from keen.events import types as ev
     from keen.runner.local import LocalRunner
@@ -187,7 +191,7 @@ def run_with_view(
                     view.tree.apply(event)
             runner.bus.add_callback(capture)
             task = asyncio.ensure_future(start(runner))
-            _cancel_on_signals(task)
+            _cancel_on_signals(task, on_signal)
             with view:
                 try:
                     await task
@@ -205,19 +209,21 @@ def run_with_view(
     return code
 
 
-def _cancel_on_signals(task: asyncio.Future[Any]) -> None:
+def _cancel_on_signals(task: asyncio.Future[Any], on_signal: Callable[[int], None] | None) -> None:
     """First Ctrl-C (or SIGTERM) cancels the session cleanly; a second one exits at once."""
     loop = asyncio.get_running_loop()
     pressed = {"count": 0}
 
-    def handler() -> None:
+    def handler(sig: int) -> None:
         pressed["count"] += 1
         if pressed["count"] > 1:
             os._exit(EXIT_INTERRUPTED)
+        if on_signal is not None:
+            on_signal(sig)
         task.cancel()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, handler)
+        loop.add_signal_handler(sig, handler, sig)
 
 
 def _dry_run(options: Any, as_json: bool) -> int:
