@@ -58,6 +58,11 @@ def call(name: str, **tool_input: Any) -> dict[str, Any]:
     return {"name": name, "input": tool_input}
 
 
+def summon(vision: str, specialization: str, **extra: Any) -> dict[str, Any]:
+    """A scripted `summon_agent` call."""
+    return call("summon_agent", vision=vision, specialization=specialization, **extra)
+
+
 def turn(*calls: dict[str, Any], text: str | None = None, **extra: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"tool_calls": list(calls), **extra}
     if text is not None:

@@ -6,11 +6,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-from helpers import assert_gap_free, call, complete, git, run_session, turn, write_script
-
-
-def summon(vision: str, specialization: str, **extra: object) -> dict:
-    return call("summon_agent", vision=vision, specialization=specialization, **extra)
+from helpers import assert_gap_free, call, complete, git, run_session, summon, turn, write_script
 
 
 async def test_root_child_and_grandchild_each_work_and_merge_in_order(repo: Path, tmp_path: Path) -> None:

@@ -15,14 +15,11 @@ from helpers import (
     pgid_alive,
     run_keen,
     start_keen,
+    summon,
     turn,
     wait_for,
     write_script,
 )
-
-
-def summon(vision: str, specialization: str) -> dict:
-    return call("summon_agent", vision=vision, specialization=specialization)
 
 
 def test_cancel_while_a_grandchild_runs_cancels_all_three_and_leaves_no_worktree(

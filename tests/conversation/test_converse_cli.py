@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,22 @@ def _script(path: Path) -> Path:
                 complete("wrote marmalade.txt"),
             ],
         },
+    )
+
+
+def _converse_piped(
+    directory: Path, script: Path, tmp_path: Path, typed: str, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """`keen converse` with its input from a pipe: `typed` is what a person would type."""
+    return run_keen(
+        "converse",
+        "--dir",
+        str(directory),
+        "--model",
+        f"scripted:{script}",
+        *options,
+        cwd=tmp_path,
+        input=typed,
     )
 
 
@@ -121,15 +138,7 @@ def test_ctrl_c_interrupts_a_reply_and_ctrl_d_leaves_cleanly(
 
 def test_converse_with_piped_input(project: Path, tmp_path: Path, keen_home: Path) -> None:
     script = _script(tmp_path / "script.json")
-    result = run_keen(
-        "converse",
-        "--dir",
-        str(project),
-        "--model",
-        f"scripted:{script}",
-        cwd=tmp_path,
-        input=f"help\n{QUESTION}\nstatus\nclear\nexit\n",
-    )
+    result = _converse_piped(project, script, tmp_path, f"help\n{QUESTION}\nstatus\nclear\nexit\n")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "breathe" in out and "manifest" in out  # help lists the words
@@ -155,9 +164,7 @@ def test_converse_with_piped_input(project: Path, tmp_path: Path, keen_home: Pat
 
 def test_breathe_with_nothing_said_asks_for_a_message_first(project: Path, tmp_path: Path) -> None:
     script = _script(tmp_path / "script.json")
-    result = run_keen(
-        "converse", "--dir", str(project), "--model", f"scripted:{script}", cwd=tmp_path, input="breathe\n"
-    )
+    result = _converse_piped(project, script, tmp_path, "breathe\n")
     assert result.returncode == 0, result.stderr
     assert "say what you want to build or change first" in result.stdout
 
@@ -181,17 +188,8 @@ def test_runs_started_with_breathe_use_the_limits_converse_was_given(
 ) -> None:
     script = _script(tmp_path / "script.json")
     limits = ["--max-iterations", "1", "--run-budget", "0.25", "--max-depth", "0", "--gates", "off"]
-    result = run_keen(
-        "converse",
-        "--dir",
-        str(project),
-        "--model",
-        f"scripted:{script}",
-        "--no-web-search",
-        *limits,
-        cwd=tmp_path,
-        input=f"{QUESTION}\nbreathe\ny\nexit\n",
-    )
+    typed = f"{QUESTION}\nbreathe\ny\nexit\n"
+    result = _converse_piped(project, script, tmp_path, typed, "--no-web-search", *limits)
     assert result.returncode == 0, result.stderr
     (options,) = _rows(keen_home, "select options from sessions where kind = 'agent'")
     stored = json.loads(options[0])
@@ -234,15 +232,8 @@ def test_the_example_conversation_runs_offline(tmp_path: Path, keen_home: Path) 
     example = Path(__file__).resolve().parents[2] / "examples" / "converse.json"
     demo = tmp_path / "demo"
     demo.mkdir()
-    result = run_keen(
-        "converse",
-        "--dir",
-        str(demo),
-        "--model",
-        f"scripted:{example}",
-        cwd=tmp_path,
-        input="what is in this project?\nsounds good, and reject empty names\nbreathe\ny\nexit\n",
-    )
+    typed = "what is in this project?\nsounds good, and reject empty names\nbreathe\ny\nexit\n"
+    result = _converse_piped(demo, example, tmp_path, typed)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Create a greeter module with tests." in result.stdout
     assert (demo / "greet.py").is_file() and (demo / "test_greet.py").is_file()
@@ -254,15 +245,7 @@ def test_the_example_conversation_runs_offline(tmp_path: Path, keen_home: Path) 
 
 def test_a_conversation_can_be_replayed_but_not_resumed(project: Path, tmp_path: Path) -> None:
     script = _script(tmp_path / "script.json")
-    chat = run_keen(
-        "converse",
-        "--dir",
-        str(project),
-        "--model",
-        f"scripted:{script}",
-        cwd=tmp_path,
-        input=f"{QUESTION}\n",
-    )
+    chat = _converse_piped(project, script, tmp_path, f"{QUESTION}\n")
     assert chat.returncode == 0, chat.stderr
     listed = json.loads(run_keen("sessions", "list", "--json", cwd=tmp_path).stdout)
     session_id = listed[0]["id"]

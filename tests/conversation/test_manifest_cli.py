@@ -5,12 +5,33 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from helpers import call, complete, git, run_keen, turn, write_script
 
 DESCRIPTION = "Add a greet.py module with a greet(name) function and a test for it."
+
+
+def _run_file(
+    vision_file: Path, project: Path, tmp_path: Path, turns: list[dict[str, Any]], *options: str
+) -> subprocess.CompletedProcess[str]:
+    """`keen breathe -f` on a written vision file, with a scripted agent doing `turns`."""
+    work = write_script(tmp_path / "work.json", turns)
+    return run_keen(
+        "breathe",
+        "-f",
+        str(vision_file),
+        "--dir",
+        str(project),
+        "--model",
+        f"scripted:{work}",
+        "--gates",
+        "off",
+        *options,
+        cwd=tmp_path,
+    )
 
 
 def test_direct_mode_writes_the_file_without_any_model(
@@ -37,27 +58,11 @@ def test_direct_mode_writes_the_file_without_any_model(
     assert not (keen_home / "keen.db").exists()
 
     # The file runs as written.
-    work = write_script(
-        tmp_path / "work.json",
-        [
-            turn(call("write_files", path="greet.py", content="def greet(name):\n    return name\n")),
-            complete(),
-        ],
-    )
-    ran = run_keen(
-        "breathe",
-        "-f",
-        str(path),
-        "--dir",
-        str(project),
-        "--allow-dirty",
-        "--model",
-        f"scripted:{work}",
-        "--gates",
-        "off",
-        "--json",
-        cwd=tmp_path,
-    )
+    work = [
+        turn(call("write_files", path="greet.py", content="def greet(name):\n    return name\n")),
+        complete(),
+    ]
+    ran = _run_file(path, project, tmp_path, work, "--allow-dirty", "--json")
     assert ran.returncode == 0, ran.stderr
     assert json.loads(ran.stdout)["status"] == "completed"
     assert (project / "greet.py").is_file()
@@ -83,19 +88,7 @@ def test_output_outside_the_repository_runs_without_allow_dirty(project: Path, t
     assert result.returncode == 0, result.stderr
     text = target.read_text()
     assert f"keen breathe -f {target} --dir {project}\n" in text
-    work = write_script(tmp_path / "work.json", [complete()])
-    ran = run_keen(
-        "breathe",
-        "-f",
-        str(target),
-        "--dir",
-        str(project),
-        "--model",
-        f"scripted:{work}",
-        "--gates",
-        "off",
-        cwd=tmp_path,
-    )
+    ran = _run_file(target, project, tmp_path, [complete()])
     assert ran.returncode == 0, ran.stdout + ran.stderr
 
 
@@ -192,19 +185,7 @@ def test_interactive_fallback_is_labelled_and_the_file_still_runs(project: Path,
     assert "(fallback: the model could not synthesize a vision; built from your messages)" in result.stdout
     text = out.read_text()
     assert "fallback" in text and "Build a greeter CLI with tests" in text
-    work = write_script(tmp_path / "work.json", [complete()])
-    ran = run_keen(
-        "breathe",
-        "-f",
-        str(out),
-        "--dir",
-        str(project),
-        "--model",
-        f"scripted:{work}",
-        "--gates",
-        "off",
-        cwd=tmp_path,
-    )
+    ran = _run_file(out, project, tmp_path, [complete()])
     assert ran.returncode == 0, ran.stdout + ran.stderr
 
 

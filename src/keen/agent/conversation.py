@@ -241,17 +241,7 @@ class ConversationAgent:
             raise
 
     async def _finish_call(self, call: ToolUsePart, result: ToolResult) -> None:
-        await self._emit(
-            ev.TOOL_FINISHED,
-            {
-                "call_id": call.id,
-                "name": call.name,
-                "ok": result.ok,
-                "output": result.output,
-                "error": result.error,
-                "duration_ms": result.duration_ms,
-            },
-        )
+        await self._emit(ev.TOOL_FINISHED, result.event_data(call.id, call.name))
 
     async def _call_model(self) -> Turn:
         return await self._caller.respond(self._request, self._condense, iteration=self.model_calls + 1)

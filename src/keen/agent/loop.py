@@ -42,7 +42,7 @@ from keen.llm.base import (
     tokens_for,
 )
 from keen.tools.context import ToolContext
-from keen.tools.registry import ToolError, ToolRegistry
+from keen.tools.registry import ToolError, ToolRegistry, ToolResult
 from keen.tools.workspace import Workspace
 
 MAX_NO_TOOL_REPLIES = 3
@@ -231,8 +231,7 @@ class Agent:
             if call.id in self.history.started_calls and call.name != "summon_agent":
                 message = render("interrupted_tool.j2", name=call.name)
                 await self._emit(
-                    ev.TOOL_FINISHED,
-                    {"call_id": call.id, "name": call.name, "ok": False, "error": message, "duration_ms": 0},
+                    ev.TOOL_FINISHED, ToolResult(ok=False, error=message).event_data(call.id, call.name)
                 )
         await self._run_tools(self.history.unfinished_calls())
 
@@ -278,17 +277,7 @@ class Agent:
                 secret_values=self.deps.secret_values,
             )
             result = await self.deps.tools.execute(call.name, call.input, ctx)
-            event = await self._emit(
-                ev.TOOL_FINISHED,
-                {
-                    "call_id": call.id,
-                    "name": call.name,
-                    "ok": result.ok,
-                    "output": result.output,
-                    "error": result.error,
-                    "duration_ms": result.duration_ms,
-                },
-            )
+            event = await self._emit(ev.TOOL_FINISHED, result.event_data(call.id, call.name))
             if self._end is not None:
                 raise self._end
             self._check_completed()

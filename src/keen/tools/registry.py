@@ -65,6 +65,17 @@ class ToolResult:
     error: str | None = None
     duration_ms: int = 0
 
+    def event_data(self, call_id: str, name: str) -> dict[str, Any]:
+        """The data of the `tool.finished` event that records this result (every agent's)."""
+        return {
+            "call_id": call_id,
+            "name": name,
+            "ok": self.ok,
+            "output": self.output,
+            "error": self.error,
+            "duration_ms": self.duration_ms,
+        }
+
     def content(self) -> str:
         """The text sent back to the model: JSON, cut in the middle when too long."""
         body: dict[str, Any] = {"ok": self.ok}
