@@ -76,7 +76,8 @@ async def measure(children: int, files: int, work: Path) -> dict[str, Any]:
     os.environ["KEEN_HOME"] = str(work / "home")
     from keen.config import get_settings
     from keen.gitrepo import GitRepo
-    from keen.runner.local import LocalRunner, make_options
+    from keen.runner.options import make_options
+    from keen.runner.sessions import SessionService
 
     git_times: dict[str, list[float]] = defaultdict(list)
     original = GitRepo.run
@@ -108,10 +109,10 @@ async def measure(children: int, files: int, work: Path) -> dict[str, Any]:
         web_search=False,
         allow_dirty=False,
     )
-    async with LocalRunner(settings) as runner:
-        spec = await runner.create(options)
-        result = await runner.run(spec, options)
-        events = await runner.store.events(spec.root_session_id)
+    async with SessionService(settings) as service:
+        spec = await service.create(options)
+        result = await service.run(spec.session_id)
+        events = await service.events(spec.root_session_id)
     GitRepo.run = original  # type: ignore[method-assign]
     assert result.status == "completed", result.summary
 

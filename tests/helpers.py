@@ -94,7 +94,8 @@ async def run_session(
 ) -> SessionRun:
     """Run a whole session in this process through the same runner the CLI uses."""
     from keen.config import get_settings
-    from keen.runner.local import LocalRunner, make_options
+    from keen.runner.options import make_options
+    from keen.runner.sessions import SessionService
 
     settings = get_settings()
     defaults: dict[str, Any] = {
@@ -109,11 +110,11 @@ async def run_session(
         "allow_dirty": False,
     }
     run_options = make_options(settings, vision=vision, **{**defaults, **options})
-    async with LocalRunner(settings) as runner:
-        spec = await runner.create(run_options)
-        result = await runner.run(spec, run_options)
-        events = await runner.store.events(spec.root_session_id)
-        sessions = await runner.sessions.tree(spec.root_session_id)
+    async with SessionService(settings) as service:
+        spec = await service.create(run_options)
+        result = await service.run(spec.session_id)
+        events = await service.events(spec.root_session_id)
+        sessions = await service.repo.tree(spec.root_session_id)
     return SessionRun(result, events, sessions)
 
 

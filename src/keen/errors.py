@@ -85,3 +85,37 @@ class ModelCallError(KeenError):
     @property
     def retryable(self) -> bool:
         return self.kind in self.RETRYABLE
+
+
+class InsufficientCredits(KeenError):
+    """The account cannot cover the next call's worst case (server modes)."""
+
+    exit_code = 1
+    http_status = 402
+    code = "insufficient_credits"
+
+
+class SessionEnd(Exception):
+    """Ends an agent's session with a final status; `keen.agent.ending` has one per status.
+
+    A tool may raise it once its own result is known: `tool_output` (a successful result) or
+    `tool_error` is recorded as that call's result before the session ends.
+    """
+
+    status = "failed"
+
+    def __init__(
+        self,
+        summary: str,
+        error: str | None = None,
+        *,
+        report: dict | None = None,
+        tool_output: object = None,
+        tool_error: str | None = None,
+    ) -> None:
+        super().__init__(summary)
+        self.summary = summary
+        self.error = error
+        self.report = report
+        self.tool_output = tool_output
+        self.tool_error = tool_error

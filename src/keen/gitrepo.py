@@ -154,3 +154,23 @@ async def ensure_repository(path: Path, *, allow_dirty: bool) -> tuple[GitRepo, 
             )
         await repo.commit_all("keen: snapshot of uncommitted changes before the session")
     return repo, await repo.head()
+
+
+async def _git_path(repo: GitRepo, name: str) -> Path | None:
+    result = await repo.run("rev-parse", "--git-path", name, check=False)
+    if not result.ok:
+        return None
+    path = Path(result.stdout.strip())
+    return path if path.is_absolute() else repo.path / path
+
+
+async def recover_interrupted(repo: GitRepo) -> None:
+    """Undo what a killed keen left half-done in `repo`: a merge in progress is aborted and a
+    stale index lock removed (the caller holds the session's lease: no keen git runs there)."""
+    lock = await _git_path(repo, "index.lock")
+    if lock is not None and lock.exists():
+        lock.unlink(missing_ok=True)
+    merge_head = await _git_path(repo, "MERGE_HEAD")
+    if merge_head is not None and merge_head.exists():
+        await repo.run("merge", "--abort", check=False)
+    await repo.run("worktree", "prune", check=False)

@@ -69,8 +69,9 @@ def test_every_prompt_template_renders(name: str) -> None:
 
 
 def test_system_prompt_of_a_child_names_its_specialization_and_parent() -> None:
-    from keen.agent.loop import AgentSpec, system_prompt
     from keen.agent.phases import Phase
+    from keen.agent.prompts.builders import system_prompt
+    from keen.agent.spec import AgentSpec
 
     spec = AgentSpec(
         session_id="c",

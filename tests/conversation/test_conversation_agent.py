@@ -11,24 +11,23 @@ from typing import Any
 import pytest
 
 from helpers import call, turn, write_script
-from keen.agent.budget import Budget
+from keen.agent.budget import Budget, BudgetMeter
 from keen.agent.conversation import ConversationAgent
 from keen.agent.history import History
-from keen.agent.loop import new_session_id
 from keen.config import get_settings
 from keen.events import types as ev
 from keen.llm.base import TextPart, ToolResultPart, ToolUsePart
 from keen.llm.scripted import ScriptedModel
-from keen.runner.local import LocalRunner
+from keen.runner.sessions import SessionService, conversation_created, new_session_id
 
 
 @dataclass
 class Chat:
     agent: ConversationAgent
-    runner: LocalRunner
+    runner: SessionService
 
     async def events(self) -> list[Any]:
-        return await self.runner.store.events(self.agent.session_id)
+        return await self.runner.events(self.agent.session_id)
 
     async def types(self) -> list[str]:
         return [e.type for e in await self.events()]
@@ -36,21 +35,32 @@ class Chat:
 
 @pytest.fixture
 async def chat_factory(project: Path, tmp_path: Path) -> AsyncIterator[Any]:
-    runners: list[LocalRunner] = []
+    runners: list[SessionService] = []
 
     async def make(converse: list[dict[str, Any]], **options: Any) -> Chat:
         script = write_script(tmp_path / f"script-{len(runners)}.json", {"converse": converse})
-        runner = await LocalRunner(get_settings()).open()
+        runner = await SessionService(get_settings()).open()
         runners.append(runner)
+        budget = options.pop("budget", Budget(limit=Decimal("5")))
         agent = ConversationAgent(
             workspace=project,
             model=ScriptedModel(script),
             sink=runner.sink,
+            meter=BudgetMeter(budget),
             retry_base_delay=0.0,
             session_id=new_session_id(),
             **options,
         )
-        await agent.start(user="local user")
+        await agent.start(
+            conversation_created(
+                session_id=agent.session_id,
+                workspace=project,
+                model=agent.model_name,
+                budget=budget.limit,
+                max_tool_rounds=agent.max_tool_rounds,
+                user_id="local",
+            )
+        )
         return Chat(agent, runner)
 
     yield make
@@ -157,7 +167,7 @@ async def test_vision_synthesis_uses_its_own_prompt_and_is_not_a_turn(chat_facto
     assert [d.get("side_call") for d in responded] == [None, "synthesize_vision"]
     assert chat.agent.spent == Decimal("0.008")  # but it is costed
     await chat.agent.finish()
-    row = await chat.runner.sessions.get(chat.agent.session_id)
+    row = await chat.runner.get(chat.agent.session_id)
     assert (row.kind, row.status, row.cost_usd) == ("conversation", "completed", Decimal("0.008"))
 
 

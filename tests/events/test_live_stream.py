@@ -9,7 +9,8 @@ from helpers import call, complete, turn, write_script
 from keen.config import get_settings
 from keen.events.bus import EventBus, LiveDelta
 from keen.events.types import Event, SessionRef
-from keen.runner.local import LocalRunner, make_options
+from keen.runner.options import make_options
+from keen.runner.sessions import SessionService
 
 
 async def test_subscribers_get_events_in_seq_order_and_deltas_that_are_not_stored(
@@ -37,12 +38,12 @@ async def test_subscribers_get_events_in_seq_order_and_deltas_that_are_not_store
         allow_dirty=False,
     )
     seen: list[object] = []
-    async with LocalRunner(settings) as runner:
-        runner.bus.add_callback(seen.append)
-        queue = runner.bus.subscribe()
-        spec = await runner.create(options)
-        await runner.run(spec, options)
-        stored = await runner.store.events(spec.root_session_id)
+    async with SessionService(settings) as service:
+        service.watch(seen.append)
+        queue = service.bus.subscribe()
+        spec = await service.create(options)
+        await service.run(spec.session_id)
+        stored = await service.events(spec.root_session_id)
         queued = []
         while not queue.queue.empty():
             queued.append(queue.queue.get_nowait())
@@ -65,7 +66,7 @@ async def test_a_slow_queue_subscriber_is_dropped_instead_of_blocking() -> None:
     fast: list[object] = []
     bus.add_callback(fast.append)
     for i in range(5):
-        bus.publish(LiveDelta("s", "r", "text", str(i)))
+        bus.offer(LiveDelta("s", "r", "text", str(i)))
     assert len(fast) == 5
     assert slow.overflowed and bus.subscriber_count() == 1
     items = [item async for item in slow]
@@ -75,8 +76,8 @@ async def test_a_slow_queue_subscriber_is_dropped_instead_of_blocking() -> None:
 async def test_subscription_filters_by_root_session() -> None:
     bus = EventBus()
     mine = bus.subscribe(root_id="r1")
-    bus.publish(LiveDelta("a", "r2", "text", "other"))
-    bus.publish(LiveDelta("b", "r1", "text", "mine"))
+    bus.offer(LiveDelta("a", "r2", "text", "other"))
+    bus.offer(LiveDelta("b", "r1", "text", "mine"))
     mine.close()
     assert [i.text async for i in mine] == ["mine"]
     assert SessionRef("x", "y").parent_session_id is None

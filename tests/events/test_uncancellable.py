@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from keen.events import RecordingSink, SessionRef
 from keen.events.types import Event
@@ -13,9 +14,9 @@ from keen.store import Database, SqlEventStore
 class SlowStore(SqlEventStore):
     """A real SQLite store whose writes take long enough to be cancelled in the middle."""
 
-    async def append(self, event: Event) -> None:
+    async def record(self, ref: SessionRef, type: str, data: dict[str, Any], writes: Any = ()) -> Event:
         await asyncio.sleep(0.2)
-        await super().append(event)
+        return await super().record(ref, type, data, writes)
 
 
 async def test_cancelling_during_a_write_keeps_seq_and_store_in_step(tmp_path: Path) -> None:

@@ -104,6 +104,9 @@ async def test_migrations_and_a_whole_session_on_postgresql(
 ) -> None:
     monkeypatch.setenv("KEEN_DATABASE_URL", pg_url)
     reset_settings_cache()
+    shared = Database(pg_url)  # a shared database is migrated by `keen db upgrade`, not by a run
+    await shared.upgrade()
+    await shared.dispose()
     script = write_script(
         tmp_path / "s.json",
         [turn(call("write_files", path="pg.txt", content="stored in postgres\n")), complete("done")],

@@ -28,6 +28,7 @@ class StubAgent:
     branch_name = "main"
     depth = 0
     phase = "implementation"
+    tree = None
 
     async def change_phase(self, phase: str, summary: str) -> dict[str, Any]:
         raise AssertionError("workspace tools do not change phases")

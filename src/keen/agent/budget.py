@@ -3,16 +3,20 @@
 A `Budget` is a limit with an optional parent: a child's budget is its own cap and its parent's
 remainder at the same time, so the whole tree never spends more than the root's `--budget`.
 Before each model call the loop reserves the call's worst case (a hold); after it, the actual
-cost is charged and the hold released. Server modes plug a credit-ledger meter in here.
+cost is charged and the hold released. Server modes plug a credit-ledger meter in here;
+`IterationPool` is the same idea for iterations.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Protocol
 
 from keen.errors import InputError, KeenError
+from keen.events.sink import TransactionalWrite
+from keen.events.types import SessionRef
 
 WARNING_FRACTION = Decimal("0.8")
 
@@ -87,15 +91,54 @@ class Budget:
 
 
 @dataclass
+class IterationPool:
+    """Iterations shared down the tree: a child's use counts against every ancestor."""
+
+    limit: int
+    parent: IterationPool | None = None
+    used: int = 0
+
+    def remaining(self) -> int:
+        own = self.limit - self.used
+        return own if self.parent is None else min(own, self.parent.remaining())
+
+    def use(self) -> None:
+        pool: IterationPool | None = self
+        while pool is not None:
+            pool.used += 1
+            pool = pool.parent
+
+    def child(self, cap: int) -> IterationPool:
+        return IterationPool(limit=max(min(cap, self.remaining()), 0), parent=self)
+
+
+@dataclass
 class Hold:
+    """The worst case of one model call, reserved before it. `call_id` is stable across a
+    resume (session id + iteration), so a ledger can hold and charge idempotently."""
+
     amount: Decimal
+    ref: SessionRef | None = None
+    call_id: str = ""
     settled: bool = False
 
 
 class Meter(Protocol):
-    async def reserve(self, amount: Decimal) -> Hold: ...
+    """Where the money of an agent tree is checked. A child's meter comes from its parent's
+    (`child`), so a credit meter at the root meters every agent of the tree."""
 
-    async def charge(self, hold: Hold, actual: Decimal) -> None: ...
+    @property
+    def budget(self) -> Budget:
+        """The USD limit this agent runs under (its cap within what its ancestors have left)."""
+        ...
+
+    def child(self, cap: Decimal | None = None) -> Meter: ...
+
+    async def reserve(self, amount: Decimal, *, ref: SessionRef, call_id: str) -> Hold: ...
+
+    async def charge(self, hold: Hold, actual: Decimal) -> Sequence[TransactionalWrite]:
+        """Settle the hold at `actual`; returns work to commit with the call's `model.responded`."""
+        ...
 
     async def release(self, hold: Hold) -> None: ...
 
@@ -104,18 +147,26 @@ class BudgetMeter:
     """Local mode's meter: cost is measured against the budget, no credits move."""
 
     def __init__(self, budget: Budget) -> None:
-        self.budget = budget
+        self._budget = budget
 
-    async def reserve(self, amount: Decimal) -> Hold:
-        self.budget.hold(amount)
-        return Hold(amount)
+    @property
+    def budget(self) -> Budget:
+        return self._budget
 
-    async def charge(self, hold: Hold, actual: Decimal) -> None:
+    def child(self, cap: Decimal | None = None) -> BudgetMeter:
+        return BudgetMeter(self._budget.child(cap))
+
+    async def reserve(self, amount: Decimal, *, ref: SessionRef, call_id: str) -> Hold:
+        self._budget.hold(amount)
+        return Hold(amount, ref, call_id)
+
+    async def charge(self, hold: Hold, actual: Decimal) -> Sequence[TransactionalWrite]:
         if not hold.settled:
             hold.settled = True
-            self.budget.settle(hold.amount, actual)
+            self._budget.settle(hold.amount, actual)
+        return ()
 
     async def release(self, hold: Hold) -> None:
         if not hold.settled:
             hold.settled = True
-            self.budget.release(hold.amount)
+            self._budget.release(hold.amount)

@@ -3,13 +3,14 @@
 Condense the conversation if it nears the context window, hold the call's worst case against
 the budget, call with retries while streaming deltas live, condense harder and try once more if
 the provider still says the request is too long, charge the actual cost (releasing the hold on
-every failure), and record the reply as one `model.responded` event.
+every failure), and record the reply as one `model.responded` event in the same transaction
+as whatever the meter's charge writes.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,12 +18,12 @@ from keen.agent.budget import Meter
 from keen.errors import ModelCallError
 from keen.events import types as ev
 from keen.events.bus import WAITING
-from keen.events.sink import EventSink
+from keen.events.sink import EventSink, TransactionalWrite
 from keen.events.types import Event, SessionRef
 from keen.llm.base import Delta, Model, Request, Turn, parts_to_json
 from keen.llm.retry import complete_with_retries
 
-Emit = Callable[[str, dict[str, Any]], Awaitable[Event]]
+Emit = Callable[[str, dict[str, Any], Sequence[TransactionalWrite]], Awaitable[Event]]
 Condense = Callable[[bool], Awaitable[None]]  # force: condense even below the threshold
 
 
@@ -48,7 +49,9 @@ class Caller:
         if condense is not None:
             await condense(False)
         request = build()
-        hold = await self.meter.reserve(self.model.worst_case_cost(request))
+        side = (extra or {}).get("side_call")
+        call_id = f"{self.ref.session_id}:{iteration}" + (f":{side}" if side else "")
+        hold = await self.meter.reserve(self.model.worst_case_cost(request), ref=self.ref, call_id=call_id)
         retries: list[dict[str, Any]] = []
         started = time.perf_counter()
         try:
@@ -64,7 +67,7 @@ class Caller:
         except BaseException:
             await self.meter.release(hold)
             raise
-        await self.meter.charge(hold, turn.cost_usd)
+        writes = await self.meter.charge(hold, turn.cost_usd)
         await self.emit(
             ev.MODEL_RESPONDED,
             {
@@ -83,6 +86,7 @@ class Caller:
                 "retries": retries,
                 **(extra or {}),
             },
+            writes,
         )
         return turn
 

@@ -19,16 +19,16 @@ import os
 import time
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from keen.agent import context
-from keen.agent.budget import Budget, BudgetMeter
+from keen.agent.budget import Meter
 from keen.agent.calls import Caller
 from keen.agent.history import History
 from keen.agent.prompts.render import render
+from keen.agent.runtime import Recorder
 from keen.agent.vision import MAX_VISION_CHARS
-from keen.aio import uncancellable
 from keen.errors import InputError, KeenError, ModelCallError
 from keen.events import types as ev
 from keen.events.sink import EventSink
@@ -43,13 +43,12 @@ from keen.llm.base import (
     estimate_tokens,
 )
 from keen.tools import read_only_tools
-from keen.tools.context import ToolContext
+from keen.tools.context import SummonRequest, ToolContext, TreeView
 from keen.tools.output import cut_middle
 from keen.tools.registry import ToolError, ToolResult
 from keen.tools.workspace import Workspace
 
 AGENT_KEY = "converse"  # the conversation agent's list in a scripted model
-DEFAULT_BUDGET = Decimal("5")
 MAX_TOOL_ROUNDS = 10
 REPLY_MAX_TOKENS = 16_000  # a chat reply needs far less than the model's limit; keeps holds small
 VISION_MAX_TOKENS = 8_000
@@ -97,7 +96,7 @@ class ConversationAgent:
         workspace: Path,
         model: Model,
         sink: EventSink,
-        budget: Budget | None = None,
+        meter: Meter,
         secret_values: tuple[str, ...] = (),
         retry_base_delay: float = 1.0,
         max_tool_rounds: int = MAX_TOOL_ROUNDS,
@@ -107,8 +106,8 @@ class ConversationAgent:
         self.model = model.for_agent(AGENT_KEY)
         self.model_name = model.name
         self.sink = sink
-        self.budget = budget or Budget(limit=DEFAULT_BUDGET)
-        self.meter = BudgetMeter(self.budget)
+        self.meter = meter
+        self.budget = meter.budget
         self.tools = read_only_tools()
         self.secret_values = secret_values
         self.retry_base_delay = retry_base_delay
@@ -116,13 +115,14 @@ class ConversationAgent:
         self.session_id = session_id
         self.root_session_id = session_id
         self.history = History()
+        self.recorder = Recorder(sink, self.ref, self.history, self._observe)
         self.exchanges: list[Exchange] = []  # what was said since the last `clear`
         self.model_calls = 0
         self._system: str | None = None
         self._started = time.monotonic()
         self._vision: tuple[int, Synthesis] | None = None  # cached by conversation length
         self._caller = Caller(
-            self.model, self.meter, sink, self.ref, self._emit, retry_base_delay=retry_base_delay
+            self.model, self.meter, sink, self.ref, self.recorder.emit, retry_base_delay=retry_base_delay
         )
 
     @property
@@ -142,28 +142,10 @@ class ConversationAgent:
 
     # -- the session -----------------------------------------------------------------------
 
-    async def start(self, *, user: str | None = None) -> None:
-        await self._emit(
-            ev.SESSION_CREATED,
-            {
-                "vision": f"conversation about {self.workspace.root}",
-                "options": {
-                    "model": self.model_name,
-                    "budget": self.budget.limit,
-                    "max_tool_rounds": self.max_tool_rounds,
-                    "workspace": str(self.workspace.root),
-                },
-                "branch": AGENT_KEY,
-                "git_branch": None,
-                "specialization": None,
-                "depth": 0,
-                "model": self.model_name,
-                "workspace": str(self.workspace.root),
-                "short_id": self.short_id,
-                "kind": "conversation",
-                "user": user,
-            },
-        )
+    async def start(self, created: dict[str, Any]) -> None:
+        """Record the session (`created` is its `session.created` payload, made by the session
+        service) and start it."""
+        await self._emit(ev.SESSION_CREATED, created)
         await self._emit(ev.SESSION_STARTED, {"pid": os.getpid(), "phase": "EXPLORE"})
 
     async def finish(self, status: str = "completed", summary: str | None = None) -> None:
@@ -214,34 +196,26 @@ class ConversationAgent:
     async def _run_tools(self, calls: list[ToolUsePart], *, refuse_all: bool) -> None:
         try:
             for call in calls:
-                await self._emit(
-                    ev.TOOL_STARTED, {"call_id": call.id, "name": call.name, "input": call.input}
-                )
-                if refuse_all:
-                    result = ToolResult(
-                        ok=False,
-                        error=f"not run: the limit of {self.max_tool_rounds} tool rounds for one message "
-                        "is reached; answer with what you have read so far",
-                    )
-                elif call.name not in self.tools:
-                    result = ToolResult(ok=False, error=refusal(call.name, self.tools.names))
-                else:
-                    ctx = ToolContext(
-                        workspace=self.workspace,
-                        agent=self,
-                        call_id=call.id,
-                        secret_values=self.secret_values,
-                    )
-                    result = await self.tools.execute(call.name, call.input, ctx)
-                await self._finish_call(call, result)
+                await self.recorder.run_tool(call, partial(self._execute, call, refuse_all))
         except asyncio.CancelledError:
             # Interrupted by the person: answer the open calls so the history stays well formed.
             for call in self.history.unfinished_calls():
-                await self._finish_call(call, ToolResult(ok=False, error="interrupted by the user"))
+                await self.recorder.finish_call(call, ToolResult(ok=False, error="interrupted by the user"))
             raise
 
-    async def _finish_call(self, call: ToolUsePart, result: ToolResult) -> None:
-        await self._emit(ev.TOOL_FINISHED, result.event_data(call.id, call.name))
+    async def _execute(self, call: ToolUsePart, refuse_all: bool) -> ToolResult:
+        if refuse_all:
+            return ToolResult(
+                ok=False,
+                error=f"not run: the limit of {self.max_tool_rounds} tool rounds for one message "
+                "is reached; answer with what you have read so far",
+            )
+        if call.name not in self.tools:
+            return ToolResult(ok=False, error=refusal(call.name, self.tools.names))
+        ctx = ToolContext(
+            workspace=self.workspace, agent=self, call_id=call.id, secret_values=self.secret_values
+        )
+        return await self.tools.execute(call.name, call.input, ctx)
 
     async def _call_model(self) -> Turn:
         return await self._caller.respond(self._request, self._condense, iteration=self.model_calls + 1)
@@ -264,13 +238,8 @@ class ConversationAgent:
 
     async def _condense(self, force: bool = False) -> None:
         """Keep a long conversation within the context window, as the agent loop does."""
-        await context.condense(
-            self.history.messages,
-            estimate=lambda messages: estimate_tokens(self._request(messages)),
-            limit=context.CONDENSE_AT
-            * context.usable_window(self.model.context_window, self.model.max_output_tokens),
-            emit=self._emit,
-            force=force,
+        await self.recorder.condense(
+            self.model, lambda messages: estimate_tokens(self._request(messages)), force
         )
 
     # -- visions ---------------------------------------------------------------------------
@@ -343,16 +312,13 @@ class ConversationAgent:
     # -- recording -------------------------------------------------------------------------
 
     async def _emit(self, type: str, data: dict[str, Any]) -> Event:
-        return await uncancellable(self._record(type, data))
-
-    async def _record(self, type: str, data: dict[str, Any]) -> Event:
-        event = await self.sink.emit(self.ref, type, data)
-        self.apply(event)  # the conversation must match the log, interrupted or not
-        return event
+        return await self.recorder.emit(type, data)
 
     def apply(self, event: Event) -> None:
         """Apply one of this conversation's events (also used to rebuild it from the log)."""
-        self.history.apply(event)
+        self.recorder.apply(event)
+
+    def _observe(self, event: Event) -> None:
         d = event.data
         if event.type == ev.MODEL_RESPONDED:
             self.model_calls += 1
@@ -369,6 +335,13 @@ class ConversationAgent:
     @property
     def phase(self) -> str:
         return "EXPLORE"
+
+    @property
+    def tree(self) -> TreeView | None:
+        return None
+
+    async def summon(self, request: SummonRequest) -> dict[str, Any]:
+        raise ToolError("the conversation agent cannot summon agents")
 
     async def emit(self, type: str, data: dict[str, Any]) -> None:
         await self._emit(type, data)

@@ -11,21 +11,22 @@ idempotent per tool call, which is how a resumed session continues an interrupte
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from keen.agent.budget import BudgetMeter
+from keen.agent.spec import ROOT_BRANCH, AgentDeps, AgentSpec
 from keen.errors import WorkspaceError
 from keen.events import types as ev
 from keen.events.projections import Node, TreeProjection
 from keen.events.types import Event
 from keen.gitrepo import GitRepo
+from keen.tools.context import SummonRequest
 from keen.tools.registry import ToolError
 
 if TYPE_CHECKING:
-    from keen.agent.loop import Agent, AgentDeps, AgentSpec
+    from keen.agent.loop import Agent
 
 SPECIALIZATIONS: dict[str, str] = {
     "frontend": "UI components, styling, accessibility, client logic",
@@ -37,8 +38,6 @@ SPECIALIZATIONS: dict[str, str] = {
     "general": "full-stack work and coordination",
 }
 MAX_CHILDREN = 26
-DEFAULT_CHILD_ITERATIONS = 50
-ROOT_BRANCH = "main"
 
 
 def child_branch_name(parent_branch: str, index: int) -> str:
@@ -54,39 +53,55 @@ def git_branch_name(session_short_id: str, branch_name: str) -> str:
     return f"keen/{session_short_id}/{branch_name}"
 
 
-@dataclass
-class SummonRequest:
-    call_id: str
-    vision: str
-    specialization: str
-    max_iterations: int = DEFAULT_CHILD_ITERATIONS
-    budget: Decimal | None = None
-    context: str | None = None
+class ChildSessions(Protocol):
+    """Where a child's `session.created` payload and its spec are made (the session service)."""
+
+    def child_created(
+        self,
+        parent: AgentSpec,
+        request: SummonRequest,
+        *,
+        session_id: str,
+        branch_name: str,
+        git_branch: str,
+        worktree: Path,
+        start_commit: str,
+        budget: Decimal,
+        max_iterations: int,
+        model: str,
+    ) -> dict[str, Any]: ...
+
+    def spec(self, session_id: str, parent: AgentSpec | None, created: dict[str, Any]) -> AgentSpec: ...
+
+    def new_id(self) -> str: ...
 
 
 class Tree:
-    """The live tree of one root session, shared by all its agents."""
+    """The live tree of one root session, shared by all its agents. Its state is fed from the
+    events as they are recorded (`observe`, through `events.sink.ObservedSink`)."""
 
-    def __init__(self, *, root_short_id: str, worktrees_dir: Path) -> None:
+    def __init__(self, *, root_short_id: str, worktrees_dir: Path, sessions: ChildSessions) -> None:
         self.root_short_id = root_short_id
         self.worktrees_dir = worktrees_dir
+        self.sessions = sessions
         self.projection = TreeProjection()
         self.spawned: dict[str, dict[str, Any]] = {}  # call id → child.spawned data
         self.finished: dict[str, dict[str, Any]] = {}  # child session id → session.finished data
         self.reported: set[str] = set()  # child session ids with child.finished
+        self.created: dict[str, Event] = {}  # child session id → its session.created
         self.events: list[Event] = []  # stored events of a resumed session
 
-    def observe(self, item: Any) -> None:
-        """Bus callback: keep the projection and the spawn records current."""
-        if not isinstance(item, Event):
-            return
-        self.projection.apply(item)
-        if item.type == ev.CHILD_SPAWNED and item.data.get("call_id"):
-            self.spawned[item.data["call_id"]] = {**item.data, "parent_session_id": item.session_id}
-        elif item.type == ev.SESSION_FINISHED:
-            self.finished[item.session_id] = item.data
-        elif item.type == ev.CHILD_FINISHED:
-            self.reported.add(item.data["child_session_id"])
+    def observe(self, event: Event) -> None:
+        """Keep the projection and the spawn records current with a recorded event."""
+        self.projection.apply(event)
+        if event.type == ev.SESSION_CREATED and event.parent_session_id is not None:
+            self.created[event.session_id] = event
+        elif event.type == ev.CHILD_SPAWNED and event.data.get("call_id"):
+            self.spawned[event.data["call_id"]] = {**event.data, "parent_session_id": event.session_id}
+        elif event.type == ev.SESSION_FINISHED:
+            self.finished[event.session_id] = event.data
+        elif event.type == ev.CHILD_FINISHED:
+            self.reported.add(event.data["child_session_id"])
 
     def load(self, events: list[Event]) -> None:
         """Rebuild from a stored log before resuming."""
@@ -97,6 +112,9 @@ class Tree:
     @staticmethod
     def focus(specialization: str | None) -> str:
         return SPECIALIZATIONS.get(specialization or "general", SPECIALIZATIONS["general"])
+
+    def git_branch_for(self, branch_name: str) -> str:
+        return git_branch_name(self.root_short_id, branch_name)
 
     # -- summoning -----------------------------------------------------------------------------
 
@@ -109,18 +127,40 @@ class Tree:
         checkpoint = await parent.commit_checkpoint(
             f"checkpoint before summoning a {request.specialization} agent"
         )
-        index = len(self.projection.nodes[parent.session_id].children)
-        name = child_branch_name(parent.branch_name, index)
+        # A crash after the child's session.created but before child.spawned left a child that
+        # never ran: this call takes it over (same id, same name) instead of naming a new one.
+        orphan = self._unspawned_child(parent.session_id, request.call_id)
+        if orphan is not None:
+            child_id, name = orphan.session_id, str(orphan.data["branch"])
+        else:
+            child_id, name = (
+                self.sessions.new_id(),
+                child_branch_name(parent.spec.branch_name, self._spawn_count(parent)),
+            )
         git_branch = git_branch_name(self.root_short_id, name)
         path = self.worktrees_dir / self.root_short_id / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        await repo.run("worktree", "add", "-q", "-b", git_branch, str(path), "HEAD")
+        await self._fresh_worktree(repo, path, git_branch)
         start = await repo.head()
-        spec, deps = self._child(parent, request, name, git_branch, path, start)
+        deps = parent.deps
+        meter = deps.meter.child(request.budget)
+        iterations = deps.iterations.child(min(request.max_iterations, deps.iterations.remaining() - 1))
+        created = self.sessions.child_created(
+            parent.spec,
+            request,
+            session_id=child_id,
+            branch_name=name,
+            git_branch=git_branch,
+            worktree=path,
+            start_commit=start,
+            budget=meter.budget.limit,
+            max_iterations=iterations.limit,
+            model=deps.model.name,
+        )
+        spec = self.sessions.spec(child_id, parent.spec, created)
+        child_deps = replace(deps, meter=meter, iterations=iterations)
         try:
-            await parent.deps.sink.emit(
-                spec.ref, ev.SESSION_CREATED, self._created_data(parent, spec, request, deps)
-            )
+            if orphan is None:
+                await deps.sink.emit(spec.ref, ev.SESSION_CREATED, created)
             await parent.emit(
                 ev.CHILD_SPAWNED,
                 {
@@ -132,21 +172,41 @@ class Tree:
                     "vision": request.vision,
                     "checkpoint": checkpoint,
                     "start_commit": start,
-                    "budget_usd": deps.budget.limit,
-                    "max_iterations": deps.iterations.limit,
+                    "budget_usd": meter.budget.limit,
+                    "max_iterations": iterations.limit,
                     "worktree": str(path),
                 },
             )
-            return await self._run_and_merge(parent, spec, deps, resume=False)
+            return await self._run_and_merge(parent, spec, child_deps, resume=False)
         finally:
             await self._remove_worktree(repo, path)
+
+    def _spawn_count(self, parent: Agent) -> int:
+        return sum(1 for r in self.spawned.values() if r["parent_session_id"] == parent.session_id)
+
+    def _unspawned_child(self, parent_id: str, call_id: str) -> Event | None:
+        spawned = {r["child_session_id"] for r in self.spawned.values()}
+        for child_id, created in self.created.items():
+            options = created.data.get("options") or {}
+            if created.parent_session_id == parent_id and options.get("call_id") == call_id:
+                return None if child_id in spawned else created
+        return None
+
+    async def _fresh_worktree(self, repo: GitRepo, path: Path, git_branch: str) -> None:
+        """A new worktree on a new branch; what a crash left of an earlier try is removed first
+        (no child ran there: its child.spawned was never recorded)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        await self._remove_worktree(repo, path)
+        if (await repo.run("rev-parse", "--verify", "-q", f"refs/heads/{git_branch}", check=False)).ok:
+            await repo.run("branch", "-D", git_branch, check=False)
+        await repo.run("worktree", "add", "-q", "-b", git_branch, str(path), "HEAD")
 
     def _check_limits(self, parent: Agent, request: SummonRequest) -> None:
         if request.specialization not in SPECIALIZATIONS:
             raise ToolError(
                 f"unknown specialization {request.specialization!r}; use one of: {', '.join(SPECIALIZATIONS)}"
             )
-        depth = parent.depth + 1
+        depth = parent.spec.depth + 1
         if depth > parent.spec.max_depth:
             raise ToolError(
                 f"cannot summon: a child would be at depth {depth} but the maximum depth is "
@@ -154,7 +214,7 @@ class Tree:
             )
         node = self.projection.nodes[parent.session_id]
         if len(node.children) >= MAX_CHILDREN:
-            raise ToolError(f"cannot summon: {parent.branch_name} already has {MAX_CHILDREN} children")
+            raise ToolError(f"cannot summon: {parent.spec.branch_name} already has {MAX_CHILDREN} children")
         running = [c for c in node.children if self.projection.nodes[c].status in ("created", "running")]
         if running:
             raise ToolError(
@@ -162,60 +222,6 @@ class Tree:
             )
         if parent.deps.iterations.remaining() <= 1:
             raise ToolError("cannot summon: no iterations are left for a child")
-
-    def _child(
-        self, parent: Agent, request: SummonRequest, name: str, git_branch: str, path: Path, start: str
-    ) -> tuple[AgentSpec, AgentDeps]:
-        from keen.agent.loop import AgentSpec, new_session_id
-
-        deps = parent.deps
-        budget = deps.budget.child(request.budget)
-        iterations = deps.iterations.child(min(request.max_iterations, deps.iterations.remaining() - 1))
-        session_id = new_session_id()
-        spec = AgentSpec(
-            session_id=session_id,
-            short_id=session_id[:8],
-            root_session_id=parent.root_session_id,
-            parent_session_id=parent.session_id,
-            vision=request.vision,
-            workspace=path,
-            branch_name=name,
-            git_branch=git_branch,
-            specialization=request.specialization,
-            depth=parent.depth + 1,
-            max_iterations=iterations.limit,
-            max_depth=parent.spec.max_depth,
-            gates=parent.spec.gates,
-            parent_branch=parent.branch_name,
-            parent_expectation=_expectation(request.context),
-            start_commit=start,
-        )
-        child_deps = _replace_deps(deps, budget=budget, meter=BudgetMeter(budget), iterations=iterations)
-        return spec, child_deps
-
-    def _created_data(
-        self, parent: Agent, spec: AgentSpec, request: SummonRequest, deps: AgentDeps
-    ) -> dict[str, Any]:
-        return {
-            "vision": spec.vision,
-            "options": {
-                "max_iterations": deps.iterations.limit,
-                "budget": deps.budget.limit,
-                "context": request.context,
-                "call_id": request.call_id,
-            },
-            "branch": spec.branch_name,
-            "git_branch": spec.git_branch,
-            "specialization": spec.specialization,
-            "depth": spec.depth,
-            "model": parent.deps.model.name,
-            "workspace": str(spec.workspace),
-            "start_commit": spec.start_commit,
-            "short_id": spec.short_id,
-            "phase": spec.phase.value,
-            "kind": "agent",
-            "parent_expectation": spec.parent_expectation,
-        }
 
     async def _run_and_merge(
         self, parent: Agent, spec: AgentSpec, deps: AgentDeps, *, resume: bool
@@ -258,38 +264,17 @@ class Tree:
     def _resumed_child(
         self, parent: Agent, child_id: str, record: dict[str, Any], path: Path
     ) -> tuple[AgentSpec, AgentDeps]:
-        from keen.agent.loop import AgentSpec
-
-        created = next(
-            e for e in self.events if e.session_id == child_id and e.type == ev.SESSION_CREATED
-        ).data
+        created = self.created[child_id].data
         deps = parent.deps
         subtree = self._subtree(child_id)
-        budget = deps.budget.child(Decimal(str(record["budget_usd"])))
-        budget.limit = Decimal(str(record["budget_usd"]))
-        budget.spent = sum((n.cost_usd for n in subtree), Decimal(0))
+        meter = deps.meter.child(Decimal(str(record["budget_usd"])))
+        meter.budget.limit = Decimal(str(record["budget_usd"]))
+        meter.budget.spent = sum((n.cost_usd for n in subtree), Decimal(0))
         iterations = deps.iterations.child(int(record["max_iterations"]))
         iterations.limit = int(record["max_iterations"])
         iterations.used = sum(n.iterations for n in subtree)
-        spec = AgentSpec(
-            session_id=child_id,
-            short_id=created.get("short_id", child_id[:8]),
-            root_session_id=parent.root_session_id,
-            parent_session_id=parent.session_id,
-            vision=created["vision"],
-            workspace=path,
-            branch_name=created["branch"],
-            git_branch=created["git_branch"],
-            specialization=created["specialization"],
-            depth=int(created["depth"]),
-            max_iterations=iterations.limit,
-            max_depth=parent.spec.max_depth,
-            gates=parent.spec.gates,
-            parent_branch=parent.branch_name,
-            parent_expectation=created.get("parent_expectation"),
-            start_commit=created["start_commit"],
-        )
-        return spec, _replace_deps(deps, budget=budget, meter=BudgetMeter(budget), iterations=iterations)
+        spec = self.sessions.spec(child_id, parent.spec, {**created, "workspace": str(path)})
+        return spec, replace(deps, meter=meter, iterations=iterations)
 
     def _subtree(self, session_id: str) -> list[Node]:
         node = self.projection.nodes[session_id]
@@ -446,14 +431,3 @@ class Tree:
             if ref in (node.branch, node.session_id, node.git_branch) or child_id.startswith(ref):
                 return node
         return None
-
-
-def _expectation(context: str | None) -> str:
-    base = "a summary of what you did, what is left, and anything the parent must know to integrate your work"
-    return f"{base}. Context from your parent: {context}" if context else base
-
-
-def _replace_deps(deps: AgentDeps, **changes: Any) -> AgentDeps:
-    from dataclasses import replace
-
-    return replace(deps, **changes)

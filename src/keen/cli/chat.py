@@ -36,7 +36,7 @@ from keen.events.bus import WAITING, LiveDelta
 
 if TYPE_CHECKING:
     from keen.config import Settings
-    from keen.runner.local import RunLimits
+    from keen.runner.options import RunLimits
 
 Mode = Literal["converse", "manifest"]
 LOCAL_USER = "local user"
@@ -208,9 +208,8 @@ class Chat:
         self.state = _State()
         self.loop: asyncio.Runner | None = None
         self.agent: Any = None
-        self.runner: Any = None
-        self.model: Any = None
-        self.started = False  # the conversation's session exists
+        self.service: Any = None
+        self.conversation: Any = None  # the open conversation session
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -256,37 +255,22 @@ class Chat:
         signal.signal(signal.SIGTERM, handler)
 
     async def _open(self) -> None:
-        from keen.agent.budget import Budget
-        from keen.agent.conversation import ConversationAgent
-        from keen.agent.loop import new_session_id
-        from keen.llm.factory import build_model
-        from keen.runner.local import LocalRunner
+        from keen.runner.sessions import SessionService
 
-        settings = self.config.settings
-        self.runner = await LocalRunner(settings).open()
-        self.model = build_model(self.config.model, settings, web_search=False)
-        self.agent = ConversationAgent(
-            workspace=self.config.workspace,
-            model=self.model,
-            sink=self.runner.sink,
-            budget=Budget(limit=self.config.budget),
-            secret_values=tuple(settings.secret_values()),
-            retry_base_delay=settings.keen_retry_base_delay,
-            session_id=new_session_id(),
+        self.service = await SessionService(self.config.settings).open()
+        self.conversation = await self.service.open_conversation(
+            self.config.workspace, self.config.model, self.config.budget
         )
-        self.runner.bus.add_callback(self.view.handle, self.agent.session_id)
-        await self.agent.start(user=LOCAL_USER)
-        self.started = True
+        self.agent = self.conversation.agent
+        self.service.watch(self.view.handle, self.agent.session_id)
 
     async def _close(self, status: str) -> None:
         try:
-            if self.started:
-                await self.agent.finish(status)
+            if self.conversation is not None:
+                await self.conversation.close(status)
         finally:
-            if self.model is not None:
-                await self.model.aclose()
-            if self.runner is not None:
-                await self.runner.close()
+            if self.service is not None:
+                await self.service.close()
 
     def _welcome(self) -> None:
         words = ", ".join(w for w, _ in HELP[self.config.mode])
@@ -492,7 +476,7 @@ class Chat:
         """Run the vision like `keen breathe` does (same live view and report), with the limits
         `keen converse` was given for its runs."""
         from keen.cli.commands.breathe import run_new_session
-        from keen.runner.local import RunLimits, make_options
+        from keen.runner.options import RunLimits, make_options
 
         settings = self.config.settings
         limits = self.config.run_limits or RunLimits()

@@ -1,9 +1,11 @@
-"""In-process publish/subscribe of a session tree's events and live deltas.
+"""Publish/subscribe of a session tree's events and live deltas: the `Bus` protocol and its
+in-process implementation.
 
 Stored events and ephemeral deltas (streamed text/thinking, never stored) reach subscribers in
 the order they were published. A subscriber is either a callback (the CLI view: no latency, no
 queue) or an async queue (WebSocket/SSE clients, which must not block the agent: a full queue
-drops the subscriber, which then resumes from the store by `seq`).
+drops the subscriber, which then resumes from the store by `seq`, see `events.stream.follow`).
+A bus across processes (PostgreSQL LISTEN/NOTIFY) implements the same protocol.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from keen.events.types import Event
 
@@ -29,6 +32,20 @@ class LiveDelta:
 
 Item = Event | LiveDelta
 Callback = Callable[[Item], None]
+
+
+class Bus(Protocol):
+    async def publish(self, item: Item) -> None:
+        """Deliver a stored event (or a delta) to every subscriber of its root, in order."""
+        ...
+
+    def offer(self, item: Item) -> None:
+        """Deliver a delta without waiting; a bus may drop it (deltas are never stored)."""
+        ...
+
+    def add_callback(self, callback: Callback, root_id: str | None = None) -> Callable[[], None]: ...
+
+    def subscribe(self, root_id: str | None = None, maxsize: int = 10_000) -> Subscription: ...
 
 
 class Subscription:
@@ -65,6 +82,8 @@ class Subscription:
 
 
 class EventBus:
+    """The in-process bus: one process runs the session and every watcher."""
+
     def __init__(self) -> None:
         self._callbacks: list[tuple[str | None, Callback]] = []
         self._subs: list[Subscription] = []
@@ -79,7 +98,10 @@ class EventBus:
         self._subs.append(sub)
         return sub
 
-    def publish(self, item: Item) -> None:
+    async def publish(self, item: Item) -> None:
+        self.offer(item)
+
+    def offer(self, item: Item) -> None:
         root = item.root_session_id
         for wanted, callback in list(self._callbacks):
             if wanted is None or wanted == root:

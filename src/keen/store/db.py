@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,7 +17,7 @@ from keen.errors import ConfigError
 T = TypeVar("T")
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration; a test checks it matches Alembic's head so this cannot drift.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 
 def async_url(url: str) -> str:
@@ -59,7 +60,8 @@ class Database:
             # SQLite writes go through the sync driver in one worker-thread hop per transaction;
             # aiosqlite would make one hop per statement, which dominates an event append.
             self._sqlite_writer = create_engine(sync_url(url), connect_args={"timeout": 30})
-            event.listen(self._sqlite_writer, "connect", _sqlite_pragmas)
+            event.listen(self._sqlite_writer, "connect", _sqlite_writer_connect)
+            event.listen(self._sqlite_writer, "begin", _begin_immediate)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     async def write(self, work: Callable[[Connection], T]) -> T:
@@ -78,10 +80,39 @@ class Database:
         return self.sessions()
 
     async def upgrade(self) -> None:
-        """Bring the schema to the newest migration (a no-op query when it already is)."""
-        if await self._current_revision() == HEAD_REVISION:
+        """Bring the schema to the newest migration (a no-op query when it already is).
+
+        On a SQLite file two keen processes may start at once: a file lock beside the database
+        makes one migrate while the other waits, then finds the schema current.
+        """
+        if await self.is_current():
             return
-        await asyncio.to_thread(run_migrations, self.url)
+        await asyncio.to_thread(self._migrate_locked)
+
+    async def is_current(self) -> bool:
+        return await self._current_revision() == HEAD_REVISION
+
+    async def require_current(self) -> None:
+        """Refuse a database whose schema is behind this keen (servers never migrate by themselves)."""
+        revision = await self._current_revision()
+        if revision != HEAD_REVISION:
+            found = f"at revision {revision}" if revision else "not initialised"
+            raise ConfigError(
+                f"the database is {found}, this keen needs {HEAD_REVISION}: run `keen db upgrade`"
+            )
+
+    def _migrate_locked(self) -> None:
+        database = make_url(self.url).database if self.is_sqlite else None
+        if not database or database == ":memory:":
+            run_migrations(self.url)
+            return
+        with open(f"{database}.migrate.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if _sync_revision(self.url) != HEAD_REVISION:
+                    run_migrations(self.url)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     async def _current_revision(self) -> str | None:
         try:
@@ -105,6 +136,30 @@ def run_migrations(url: str, revision: str = "head") -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
     command.upgrade(cfg, revision)
+
+
+def _sync_revision(url: str) -> str | None:
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+    except Exception:  # no table yet
+        return None
+    finally:
+        engine.dispose()
+    return row[0] if row else None
+
+
+def _sqlite_writer_connect(dbapi_connection: Any, record: Any) -> None:
+    # keen issues BEGIN itself (see _begin_immediate), so the driver must not.
+    dbapi_connection.isolation_level = None
+    _sqlite_pragmas(dbapi_connection, record)
+
+
+def _begin_immediate(conn: Connection) -> None:
+    # A write transaction takes SQLite's write lock at BEGIN: two processes appending to one
+    # root then queue on busy_timeout instead of failing when a read snapshot goes stale.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

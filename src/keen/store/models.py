@@ -88,6 +88,12 @@ class SessionRow(Base):
     credits: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
     start_commit: Mapped[str | None] = mapped_column(String(64), nullable=True)
     pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The root's event counter: the last `seq` handed out in the tree's stream.
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The lease of the process running this root: who, and when it last said it is alive.
+    lease_owner: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -106,6 +112,7 @@ class EventRow(Base):
     seq: Mapped[int] = mapped_column(BigInteger)
     session_id: Mapped[str] = mapped_column(String(32), ForeignKey("sessions.id"), index=True)
     parent_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    user_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)  # the root's owner
     type: Mapped[str] = mapped_column(String(40))
     ts: Mapped[datetime] = mapped_column(UTCDateTime())
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -1,47 +1,108 @@
 """Repositories: the event log (with the sessions projection) and session queries.
 
-`append` inserts an event and updates its session's row in the same transaction, so the
-sessions table is always exactly what its events say.
+`record` assigns the next `seq` of the root's stream, inserts the event and updates its
+session's row in one transaction: the root's row holds the counter (`last_seq`), so however
+many processes append to one tree, seq is gap-free and never repeats, and the sessions table is
+always exactly what its events say. Every read goes through `_owned`, the one place that
+filters rows by the acting user.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy import Connection, Select, insert, or_, select, update
 
 from keen.errors import InputError, NotFoundError
 from keen.events import types as ev
-from keen.events.types import Event
+from keen.events.sink import TransactionalWrite
+from keen.events.types import Event, SessionRef, utcnow
+from keen.store.actor import SYSTEM_ACTOR, Actor
 from keen.store.db import Database
 from keen.store.models import EventRow, SessionRow
 
+Q = TypeVar("Q", bound=Select[Any])
+
+_EVENT_COLUMNS = (
+    EventRow.seq,
+    EventRow.session_id,
+    EventRow.root_id,
+    EventRow.parent_id,
+    EventRow.type,
+    EventRow.ts,
+    EventRow.data,
+)
+
+
+def _owned(query: Q, actor: Actor, user_column: Any) -> Q:
+    """The tenancy rule, once: a user sees their own rows, an admin every row."""
+    return query if actor.is_admin else query.where(user_column == actor.user_id)
+
 
 class SqlEventStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, actor: Actor = SYSTEM_ACTOR) -> None:
         self.db = db
-        # Each session's cost as last written: a session has one writer (the process running
-        # it), so the running total need not be read back before every model call's update.
-        self._costs: dict[str, Decimal] = {}
+        self.actor = actor
+
+    async def record(
+        self,
+        ref: SessionRef,
+        type: str,
+        data: dict[str, Any],
+        writes: Sequence[TransactionalWrite] = (),
+    ) -> Event:
+        """Append one event with the next seq of its root; `writes` commit in the same transaction."""
+        ts = utcnow()
+        return await self.db.write(lambda conn: self._record(conn, ref, type, ts, data, writes))
+
+    def _record(
+        self,
+        conn: Connection,
+        ref: SessionRef,
+        type: str,
+        ts: datetime,
+        data: dict[str, Any],
+        writes: Sequence[TransactionalWrite],
+    ) -> Event:
+        root = ref.root_session_id
+        if type == ev.SESSION_CREATED and ref.parent_session_id is None:
+            seq, user_id = 1, data.get("user_id")
+        else:
+            row = conn.execute(
+                update(SessionRow)
+                .where(SessionRow.id == root)
+                .values(last_seq=SessionRow.last_seq + 1)
+                .returning(SessionRow.last_seq, SessionRow.user_id)
+            ).first()
+            if row is None:
+                raise NotFoundError(f"no root session {root} to record {type} in")
+            seq, user_id = int(row[0]), row[1]
+        event = Event(seq, ref.session_id, root, ref.parent_session_id, type, ts, data)
+        self._insert(conn, event, user_id)
+        for write in writes:
+            write(conn)
+        return event
 
     async def append(self, event: Event) -> None:
-        cost = await self.db.write(lambda conn: self._append(conn, event))
-        if cost is not None:  # only once the transaction committed
-            self._costs[event.session_id] = cost
+        """Insert an event exactly as given (its seq included); a duplicate seq is refused."""
+        await self.db.write(lambda conn: self._insert(conn, event, event.data.get("user_id")))
 
-    def _append(self, conn: Connection, event: Event) -> Decimal | None:
-        """Insert the event and update its session's projection; returns the new running cost."""
+    def _insert(self, conn: Connection, event: Event, user_id: str | None) -> None:
         if event.type == ev.SESSION_CREATED:
-            conn.execute(insert(SessionRow).values(**_new_session_values(event)))
+            values = _new_session_values(event, user_id)
+            if event.parent_session_id is None:
+                values["last_seq"] = event.seq
+            conn.execute(insert(SessionRow).values(**values))
         conn.execute(
             insert(EventRow).values(
                 root_id=event.root_session_id,
                 seq=event.seq,
                 session_id=event.session_id,
                 parent_id=event.parent_session_id,
+                user_id=user_id,
                 type=event.type,
                 ts=event.ts,
                 data=event.data,
@@ -49,19 +110,10 @@ class SqlEventStore:
         )
         values = _projection(event)
         if event.type == ev.MODEL_RESPONDED:  # money is added in Python: SQLite has no decimals
-            current = self._costs.get(event.session_id)
-            if current is None:
-                stored = conn.scalar(select(SessionRow.cost_usd).where(SessionRow.id == event.session_id))
-                current = stored or Decimal(0)
-            values["cost_usd"] = current + Decimal(str(event.data.get("cost_usd", "0")))
+            stored = conn.scalar(select(SessionRow.cost_usd).where(SessionRow.id == event.session_id))
+            values["cost_usd"] = (stored or Decimal(0)) + Decimal(str(event.data.get("cost_usd", "0")))
         if values:
             conn.execute(update(SessionRow).where(SessionRow.id == event.session_id).values(**values))
-        return values.get("cost_usd")
-
-    async def max_seq(self, root_session_id: str) -> int:
-        async with self.db.session() as s:
-            value = await s.scalar(select(func.max(EventRow.seq)).where(EventRow.root_id == root_session_id))
-        return int(value or 0)
 
     async def events(
         self,
@@ -71,23 +123,24 @@ class SqlEventStore:
         session_id: str | None = None,
         limit: int | None = None,
     ) -> list[Event]:
-        query = (
-            select(EventRow)
-            .where(EventRow.root_id == root_session_id, EventRow.seq > after_seq)
-            .order_by(EventRow.seq)
-        )
+        query = select(*_EVENT_COLUMNS).where(EventRow.root_id == root_session_id, EventRow.seq > after_seq)
+        query = _owned(query, self.actor, EventRow.user_id).order_by(EventRow.seq)
         if session_id is not None:
             query = query.where(EventRow.session_id == session_id)
         if limit is not None:
             query = query.limit(limit)
-        async with self.db.session() as s:
-            rows = (await s.scalars(query)).all()
-        return [_to_event(r) for r in rows]
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [Event(*row) for row in rows]
 
 
 class SessionRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, actor: Actor = SYSTEM_ACTOR) -> None:
         self.db = db
+        self.actor = actor
+
+    def _query(self) -> Select[Any]:
+        return _owned(select(SessionRow), self.actor, SessionRow.user_id)
 
     async def get(self, session_id: str) -> SessionRow:
         """A session by full id or by an unambiguous prefix of its id or short id."""
@@ -95,12 +148,12 @@ class SessionRepository:
         if not ident:
             raise InputError("session id is empty")
         async with self.db.session() as s:
-            row = await s.get(SessionRow, ident)
+            row = (await s.scalars(self._query().where(SessionRow.id == ident))).first()
             if row is not None:
                 return row
             rows = (
                 await s.scalars(
-                    select(SessionRow)
+                    self._query()
                     .where(or_(SessionRow.id.startswith(ident), SessionRow.short_id.startswith(ident)))
                     .limit(2)
                 )
@@ -111,10 +164,15 @@ class SessionRepository:
             raise InputError(f"session id {ident!r} is ambiguous; give more characters")
         return rows[0]
 
+    async def root_of(self, session_id: str) -> SessionRow:
+        """The root of the tree a session (given by id or prefix) belongs to."""
+        row = await self.get(session_id)
+        return row if row.parent_id is None else await self.get(row.root_id)
+
     async def recent(
         self, *, limit: int = 20, status: str | None = None, roots_only: bool = True
     ) -> Sequence[SessionRow]:
-        query = select(SessionRow).order_by(SessionRow.created_at.desc()).limit(limit)
+        query = self._query().order_by(SessionRow.created_at.desc()).limit(limit)
         if roots_only:
             query = query.where(SessionRow.parent_id.is_(None))
         if status:
@@ -125,23 +183,84 @@ class SessionRepository:
     async def tree(self, root_id: str) -> list[SessionRow]:
         async with self.db.session() as s:
             rows = await s.scalars(
-                select(SessionRow).where(SessionRow.root_id == root_id).order_by(SessionRow.created_at)
+                self._query().where(SessionRow.root_id == root_id).order_by(SessionRow.created_at)
             )
             return list(rows.all())
 
-    async def set_pid(self, session_id: str, pid: int | None) -> None:
-        async with self.db.session() as s, s.begin():
-            await s.execute(update(SessionRow).where(SessionRow.id == session_id).values(pid=pid))
+    # -- control: cancel requests and leases, through the store so any process can see them --
+
+    async def request_cancel(self, root_id: str) -> None:
+        await self._update(root_id, cancel_requested_at=utcnow())
+
+    async def claim(self, root_id: str, owner: str, lease: timedelta, replacing: str | None = None) -> bool:
+        """Take the lease of a root unless another owner holds it fresh (`replacing` names an
+        owner known to be dead); clears old cancel requests."""
+        now = utcnow()
+        stale = now - lease
+        live_elsewhere = (SessionRow.lease_owner.is_not(None)) & (SessionRow.lease_owner != owner)
+        live_elsewhere &= SessionRow.heartbeat_at > stale
+        if replacing is not None:
+            live_elsewhere &= SessionRow.lease_owner != replacing
+
+        def work(conn: Connection) -> bool:
+            result = conn.execute(
+                update(SessionRow)
+                .where(SessionRow.id == root_id, ~live_elsewhere)
+                .values(lease_owner=owner, heartbeat_at=now, cancel_requested_at=None)
+            )
+            return bool(result.rowcount)
+
+        return await self.db.write(work)
+
+    async def heartbeat(self, root_id: str, owner: str) -> bool:
+        """Renew the lease; True when a cancel has been requested."""
+
+        def work(conn: Connection) -> bool:
+            row = conn.execute(
+                update(SessionRow)
+                .where(SessionRow.id == root_id, SessionRow.lease_owner == owner)
+                .values(heartbeat_at=utcnow())
+                .returning(SessionRow.cancel_requested_at)
+            ).first()
+            return row is not None and row[0] is not None
+
+        return await self.db.write(work)
+
+    async def cancel_requested(self, root_id: str) -> bool:
+        async with self.db.engine.connect() as conn:
+            value = await conn.scalar(select(SessionRow.cancel_requested_at).where(SessionRow.id == root_id))
+        return value is not None
+
+    async def release(self, root_id: str, owner: str) -> None:
+        def work(conn: Connection) -> None:
+            conn.execute(
+                update(SessionRow)
+                .where(SessionRow.id == root_id, SessionRow.lease_owner == owner)
+                .values(lease_owner=None, heartbeat_at=None)
+            )
+
+        await self.db.write(work)
+
+    async def _update(self, session_id: str, **values: Any) -> None:
+        def work(conn: Connection) -> None:
+            conn.execute(update(SessionRow).where(SessionRow.id == session_id).values(**values))
+
+        await self.db.write(work)
 
 
-def _new_session_values(event: Event) -> dict[str, Any]:
+def lease_fresh(row: SessionRow, lease: timedelta) -> bool:
+    """Whether a process holds this root's lease and renewed it recently."""
+    return bool(row.lease_owner) and row.heartbeat_at is not None and row.heartbeat_at > utcnow() - lease
+
+
+def _new_session_values(event: Event, user_id: str | None) -> dict[str, Any]:
     d = event.data
     return dict(
         id=event.session_id,
         short_id=d.get("short_id") or event.session_id[:8],
         root_id=event.root_session_id,
         parent_id=event.parent_session_id,
-        user_id=d.get("user_id"),
+        user_id=user_id,
         kind=d.get("kind", "agent"),
         branch_name=d.get("branch", "main"),
         git_branch=d.get("git_branch"),
@@ -188,16 +307,3 @@ def _projection(event: Event) -> dict[str, Any]:
             "pid": None,
         }
     return {}
-
-
-def _to_event(row: EventRow) -> Event:
-    ts: datetime = row.ts
-    return Event(
-        seq=row.seq,
-        session_id=row.session_id,
-        root_session_id=row.root_id,
-        parent_session_id=row.parent_id,
-        type=row.type,
-        ts=ts,
-        data=row.data,
-    )

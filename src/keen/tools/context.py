@@ -3,9 +3,45 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Protocol
 
+from keen.events.projections import Node, TreeProjection
 from keen.tools.workspace import Workspace
+
+DEFAULT_CHILD_ITERATIONS = 50
+
+
+@dataclass
+class SummonRequest:
+    """One `summon_agent` call, as the tree receives it."""
+
+    call_id: str
+    vision: str
+    specialization: str
+    max_iterations: int = DEFAULT_CHILD_ITERATIONS
+    budget: Decimal | None = None
+    context: str | None = None
+
+
+class TreeView(Protocol):
+    """The agent tree as the tools read it."""
+
+    projection: TreeProjection
+
+    def status(self, only: str | None = None, include_metrics: bool = True) -> dict[str, Any]: ...
+
+    def node_summary(self, node: Node) -> dict[str, Any]: ...
+
+    def drawing(self) -> str: ...
+
+    def running_children(self, parent_id: str) -> list[Node]: ...
+
+    def find_child(self, parent_id: str, ref: str) -> Node | None: ...
+
+    def git_branch_for(self, branch_name: str) -> str:
+        """The git branch of a tree name (`summon-A` → `keen/<session>/summon-A`)."""
+        ...
 
 
 class AgentControl(Protocol):
@@ -19,12 +55,22 @@ class AgentControl(Protocol):
     @property
     def phase(self) -> str: ...
 
+    @property
+    def tree(self) -> TreeView | None:
+        """The agent tree, when this agent may summon (None for the conversation agent)."""
+        ...
+
     async def change_phase(self, phase: str, summary: str) -> dict[str, Any]:
         """Move to `phase`; returns the tool output. Raises `ToolError` for a bad phase."""
         ...
 
     async def request_completion(self, summary: str, success: bool, next_steps: list[str]) -> dict[str, Any]:
-        """Run the completion gate. Returns the output when accepted; raises `ToolError` if not."""
+        """Run the completion gate. Returns the output when refused-but-continuing is not the case:
+        raises `ToolError` when refused, or a `SessionEnd` carrying the result when it ends."""
+        ...
+
+    async def summon(self, request: SummonRequest) -> dict[str, Any]:
+        """Run a child agent to its end and merge it; returns what the parent gets back."""
         ...
 
     async def emit(self, type: str, data: dict[str, Any]) -> None:

@@ -107,12 +107,10 @@ async def git(ctx: ToolContext, args: GitInput) -> dict[str, Any]:
 
 async def _tree_branch(ctx: ToolContext, repo: GitRepo, branch: str, env: dict[str, str]) -> str:
     """A child's tree name (`summon-A`) stands for its git branch (`keen/<session>/summon-A`)."""
-    tree = getattr(ctx.agent, "tree", None)
+    tree = ctx.agent.tree
     if tree is None or (await repo.run("rev-parse", "--verify", "-q", branch, check=False, env=env)).ok:
         return branch
-    from keen.agent.tree import git_branch_name
-
-    candidate = git_branch_name(tree.root_short_id, branch)
+    candidate = tree.git_branch_for(branch)
     found = await repo.run("rev-parse", "--verify", "-q", candidate, check=False, env=env)
     return candidate if found.ok else branch
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from keen.tools.context import ToolContext
+from keen.tools.context import DEFAULT_CHILD_ITERATIONS, SummonRequest, ToolContext, TreeView
 from keen.tools.registry import ToolError, tool
 
 Specialization = Literal["frontend", "backend", "database", "testing", "security", "devops", "general"]
@@ -18,7 +18,7 @@ class SummonInput(BaseModel):
 
     vision: str = Field(min_length=10, max_length=30_000, description="What the specialist must achieve.")
     specialization: Specialization
-    max_iterations: int = Field(default=50, ge=1, le=10_000, description="Model calls the child may make.")
+    max_iterations: int = Field(default=DEFAULT_CHILD_ITERATIONS, ge=1, le=10_000, description="Model calls the child may make.")
     budget: Decimal | None = Field(
         default=None, gt=0, description="USD cap for the child (and its children)."
     )
@@ -40,8 +40,8 @@ class AgentStatusInput(BaseModel):
     include_metrics: bool = True
 
 
-def _tree(ctx: ToolContext) -> Any:
-    tree = getattr(ctx.agent, "tree", None)
+def _tree(ctx: ToolContext) -> TreeView:
+    tree = ctx.agent.tree
     if tree is None:
         raise ToolError("the agent tree is not available in this session")
     return tree
@@ -58,8 +58,6 @@ def _tree(ctx: ToolContext) -> Any:
     SummonInput,
 )
 async def summon_agent(ctx: ToolContext, args: SummonInput) -> dict[str, Any]:
-    from keen.agent.tree import SummonRequest
-
     request = SummonRequest(
         call_id=ctx.call_id,
         vision=args.vision,
@@ -68,7 +66,8 @@ async def summon_agent(ctx: ToolContext, args: SummonInput) -> dict[str, Any]:
         budget=args.budget,
         context=args.context,
     )
-    return await _tree(ctx).summon(ctx.agent, request)
+    _tree(ctx)
+    return await ctx.agent.summon(request)
 
 
 @tool(
@@ -107,7 +106,7 @@ async def coordinate_agents(ctx: ToolContext, args: CoordinateInput) -> dict[str
     return await ctx.agent.change_phase(args.target_phase, summary)
 
 
-def _dependency(tree: Any, me: str, ref: str) -> dict[str, Any]:
+def _dependency(tree: TreeView, me: str, ref: str) -> dict[str, Any]:
     node = tree.find_child(me, ref)
     if node is None:
         return {"ref": ref, "found": False, "status": None, "finished": False, "merged": False}

@@ -68,7 +68,7 @@ def breathe_command(
     verbose: bool,
     as_json: bool,
 ) -> int:
-    from keen.runner.local import make_options
+    from keen.runner.options import make_options
 
     def body() -> int:
         settings = settings_or_fail()
@@ -103,9 +103,9 @@ def run_new_session(
 ) -> int:
     """Create and run a root session from validated `RunOptions` under the live view."""
 
-    async def start(runner: Any) -> Any:
-        spec = await runner.create(options)
-        return await runner.run(spec, options)
+    async def start(service: Any) -> Any:
+        spec = await service.create(options)
+        return await service.run(spec.session_id)
 
     return run_with_view(
         settings,
@@ -122,22 +122,20 @@ def run_new_session(
 
 def resume_command(session_id: str, *, as_json: bool) -> int:
     def body() -> int:
-        from keen.runner.local import LocalRunner, RunOptions
+        from keen.runner.options import RunOptions
+        from keen.runner.sessions import SessionService
 
         settings = settings_or_fail()
 
         async def lookup() -> Any:
-            async with LocalRunner(settings) as runner:
-                row = await runner.sessions.get(session_id)
-                root = row if row.parent_id is None else await runner.sessions.get(row.root_id)
-                if root.kind != "agent":
-                    raise InputError(f"session {root.short_id} is a {root.kind}, not an agent session")
+            async with SessionService(settings) as service:
+                root = await service.check_resumable(session_id)
                 return root.id, RunOptions.from_json(root.options)
 
         root_id, options = asyncio.run(lookup())
 
-        async def resume(runner: Any) -> Any:
-            return await runner.resume(root_id)
+        async def resume(service: Any) -> Any:
+            return await service.resume(root_id)
 
         return run_with_view(
             settings,
@@ -166,11 +164,11 @@ def run_with_view(
     on_finished: Callable[[dict[str, Any]], None] | None = None,
     on_signal: Callable[[int], None] | None = None,
 ) -> int:
-    """Run `start(runner)` under a live view with Ctrl-C/SIGTERM cancelling it (`on_signal` is
+    """Run `start(service)` under a live view with Ctrl-C/SIGTERM cancelling it (`on_signal` is
     told which one); print the report."""
     from keen.cli.views import SessionView, report_renderable
     from keen.events import types as ev
-    from keen.runner.local import LocalRunner
+    from keen.runner.sessions import SessionService
 
     console = stderr_console() if as_json else stdout_console()
     live = console.is_terminal and not os.environ.get("KEEN_PLAIN")
@@ -185,12 +183,12 @@ def run_with_view(
             finished.update(item.data, session_id=item.session_id)
 
     async def main() -> int:
-        async with LocalRunner(settings) as runner:
+        async with SessionService(settings) as service:
             if replay_from is not None:  # show the tree so far before continuing it
-                for event in await runner.store.events(replay_from):
+                for event in await service.events(replay_from):
                     view.tree.apply(event)
-            runner.bus.add_callback(capture)
-            task = asyncio.ensure_future(start(runner))
+            service.watch(capture)
+            task = asyncio.ensure_future(start(service))
             _cancel_on_signals(task, on_signal)
             with view:
                 try:
@@ -227,38 +225,9 @@ def _cancel_on_signals(task: asyncio.Future[Any], on_signal: Callable[[int], Non
 
 
 def _dry_run(options: Any, as_json: bool) -> int:
-    from keen.agent.loop import AgentSpec, first_message, system_prompt
-    from keen.tools import agent_tools
+    from keen.runner.sessions import dry_run_plan
 
-    spec = AgentSpec(
-        session_id="dry-run",
-        short_id="dry-run",
-        root_session_id="dry-run",
-        parent_session_id=None,
-        vision=options.vision,
-        workspace=options.workspace,
-        max_iterations=options.max_iterations,
-        max_depth=options.max_depth,
-        phase=options.phase,
-        gates=options.gates,
-    )
-    tools = agent_tools(validation=True, summon=True)
-    prompt = system_prompt(
-        spec, tool_names=tools.names, budget=options.budget, max_iterations=options.max_iterations
-    )
-    plan = {
-        "model": options.model,
-        "workspace": str(options.workspace),
-        "max_iterations": options.max_iterations,
-        "budget_usd": format(options.budget, "f"),
-        "phase": options.phase.value,
-        "max_depth": options.max_depth,
-        "gates": options.gates,
-        "web_search": options.web_search,
-        "tools": tools.names,
-        "system_prompt": prompt,
-        "first_message": first_message(spec),
-    }
+    plan = dry_run_plan(options)
     if as_json:
         print_json(plan)
         return EXIT_OK
@@ -275,9 +244,9 @@ def _dry_run(options: Any, as_json: bool) -> int:
         "web_search",
     ):
         table.add_row(key, str(plan[key]))
-    table.add_row("tools", ", ".join(tools.names))
+    table.add_row("tools", ", ".join(plan["tools"]))
     console.print(Panel(table, title="keen breathe --dry-run: the plan (no model is called)"))
-    console.print(Panel(Syntax(prompt, "markdown", word_wrap=True), title="system prompt"))
+    console.print(Panel(Syntax(plan["system_prompt"], "markdown", word_wrap=True), title="system prompt"))
     console.print(Panel(plan["first_message"], title="first message"))
     sys.stdout.flush()
     return EXIT_OK

@@ -26,7 +26,7 @@ def converse_command(
         from keen.agent.budget import parse_usd
         from keen.cli.chat import Chat, ChatConfig, chat_workspace
         from keen.llm.factory import check_model_config
-        from keen.runner.local import check_limits
+        from keen.runner.options import check_limits
 
         settings = settings_or_fail()
         workspace = chat_workspace(directory)

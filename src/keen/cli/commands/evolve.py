@@ -40,7 +40,7 @@ def evolve_command(
 ) -> int:
     def body() -> int:
         from keen.cli.chat import chat_workspace
-        from keen.runner.local import make_options
+        from keen.runner.options import make_options
         from keen.validation import validate_project
 
         settings = settings_or_fail()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import time
 from decimal import Decimal
 from typing import Any
@@ -19,65 +17,34 @@ from keen.errors import InputError
 FOLLOW_POLL_SECONDS = 0.25
 
 
-def _runner() -> Any:
-    from keen.runner.local import LocalRunner
+def _service() -> Any:
+    from keen.runner.sessions import SessionService
 
-    return LocalRunner(settings_or_fail())
-
-
-def session_summary(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "short_id": row.short_id,
-        "status": row.status,
-        "phase": row.phase,
-        "vision": row.vision,
-        "branch": row.branch_name,
-        "git_branch": row.git_branch,
-        "parent": row.parent_id,
-        "root": row.root_id,
-        "specialization": row.specialization,
-        "depth": row.depth,
-        "model": row.model,
-        "workspace": row.workspace,
-        "totals": {
-            "iterations": row.iterations,
-            "tool_calls": row.tool_calls,
-            "input_tokens": row.input_tokens,
-            "output_tokens": row.output_tokens,
-            "cache_read_tokens": row.cache_read_tokens,
-            "cache_write_tokens": row.cache_write_tokens,
-            "cost_usd": format(row.cost_usd, "f"),
-        },
-        "created_at": row.created_at.isoformat(),
-        "finished_at": row.finished_at.isoformat() if row.finished_at else None,
-        "summary": row.summary,
-        "error": row.error,
-    }
+    return SessionService(settings_or_fail())
 
 
 def list_command(*, limit: int, status: str | None, as_json: bool) -> int:
-    async def load() -> list[Any]:
-        async with _runner() as runner:
-            return list(await runner.sessions.recent(limit=limit, status=status))
+    async def load() -> list[dict[str, Any]]:
+        async with _service() as service:
+            return [service.summary(r) for r in await service.recent(limit=limit, status=status)]
 
     def body() -> int:
         if limit < 1:
             raise InputError("--limit must be at least 1")
         rows = asyncio.run(load())
         if as_json:
-            print_json([session_summary(r) for r in rows])
+            print_json(rows)
             return EXIT_OK
         table = Table("id", "status", "phase", "iterations", "cost", "created", "vision")
         for r in rows:
             table.add_row(
-                r.short_id,
-                r.status,
-                r.phase,
-                str(r.iterations),
-                f"${r.cost_usd:.4f}",
-                r.created_at.strftime("%Y-%m-%d %H:%M"),
-                Text(" ".join(r.vision.split())[:60]),
+                r["short_id"],
+                r["status"],
+                r["phase"],
+                str(r["totals"]["iterations"]),
+                f"${Decimal(r['totals']['cost_usd']):.4f}",
+                r["created_at"][:16].replace("T", " "),
+                Text(" ".join(r["vision"].split())[:60]),
             )
         stdout_console().print(table if rows else "no sessions yet")
         return EXIT_OK
@@ -90,20 +57,17 @@ def show_command(session_id: str, *, tree: bool, events: bool, as_json: bool) ->
     from keen.events import types as ev
     from keen.events.projections import TreeProjection
 
-    async def load() -> tuple[Any, list[Any]]:
-        async with _runner() as runner:
-            row = await runner.sessions.get(session_id)
-            log = await runner.store.events(row.root_id)
-            return row, log
+    async def load() -> tuple[Any, dict[str, Any], list[Any]]:
+        async with _service() as service:
+            row = await service.get(session_id)
+            return row, service.summary(row), await service.events(row.root_id)
 
     def body() -> int:
-        row, log = asyncio.run(load())
+        row, summary, log = asyncio.run(load())
         projection = TreeProjection.from_events(log)
         own = [e for e in log if e.session_id == row.id or row.parent_id is None]
         if as_json:
-            print_json(
-                {**session_summary(row), "events": [e.to_dict() for e in own], "tree": projection.to_dict()}
-            )
+            print_json({**summary, "events": [e.to_dict() for e in own], "tree": projection.to_dict()})
             return EXIT_OK
         console = stdout_console()
         finished = next(
@@ -113,7 +77,7 @@ def show_command(session_id: str, *, tree: bool, events: bool, as_json: bool) ->
             console.print(report_renderable(finished.data, row.id, projection if tree else None))
         else:
             console.print(
-                f"session {row.short_id}: {row.status} in phase {row.phase}, {row.iterations} iterations"
+                f"session {row.short_id}: {summary['status']} in phase {row.phase}, {row.iterations} iterations"
             )
             console.print(Text(f"vision: {' '.join(row.vision.split())[:300]}"))
         if tree:
@@ -134,12 +98,12 @@ def logs_command(session_id: str, *, follow: bool) -> int:
 
     async def stream() -> None:
         console = stdout_console()
-        async with _runner() as runner:
-            row = await runner.sessions.get(session_id)
+        async with _service() as service:
+            row = await service.get(session_id)
             projection = TreeProjection()
             after = 0
             while True:
-                batch = await runner.store.events(row.root_id, after_seq=after)
+                batch = await service.events(row.root_id, after_seq=after)
                 for event in batch:
                     projection.apply(event)
                     branches = {sid: n.branch for sid, n in projection.nodes.items()}
@@ -165,10 +129,9 @@ def replay_command(session_id: str, *, speed: float) -> int:
     from keen.events import types as ev
 
     async def load() -> tuple[Any, list[Any]]:
-        async with _runner() as runner:
-            row = await runner.sessions.get(session_id)
-            root = row if row.parent_id is None else await runner.sessions.get(row.root_id)
-            return root, await runner.store.events(root.id)
+        async with _service() as service:
+            root = await service.root(session_id)
+            return root, await service.events(root.id)
 
     def body() -> int:
         if speed < 0:
@@ -199,29 +162,15 @@ def replay_command(session_id: str, *, speed: float) -> int:
 
 
 def cancel_command(session_id: str) -> int:
-    """Ask the process running the session to cancel it (as Ctrl-C would)."""
+    """Record a cancel request; the process running the session stops it within one step."""
 
-    async def load() -> Any:
-        async with _runner() as runner:
-            row = await runner.sessions.get(session_id)
-            return row if row.parent_id is None else await runner.sessions.get(row.root_id)
+    async def request() -> Any:
+        async with _service() as service:
+            return await service.request_cancel(session_id)
 
     def body() -> int:
-        from keen.events.types import TERMINAL_STATUSES
-
-        root = asyncio.run(load())
-        if root.status in TERMINAL_STATUSES:
-            raise InputError(f"session {root.short_id} already finished ({root.status})")
-        if not root.pid:
-            raise InputError(f"session {root.short_id} is not running in any process; nothing to cancel")
-        try:
-            os.kill(root.pid, signal.SIGINT)
-        except ProcessLookupError:
-            raise InputError(
-                f"session {root.short_id} was interrupted (its process {root.pid} is gone); "
-                f"resume it with: keen sessions resume {root.short_id}"
-            ) from None
-        stdout_console().print(f"cancel requested for session {root.short_id} (process {root.pid})")
+        root = asyncio.run(request())
+        stdout_console().print(f"cancel requested for session {root.short_id}")
         return EXIT_OK
 
     return guarded(body)

@@ -1,0 +1,463 @@
+"""THE session service: what the CLI calls today and the API and queue workers will call.
+
+Create a session, run it by id, resume it, cancel it (from any process: the request is recorded
+in the store), find its root, summarise it, build the dry-run plan, open a conversation. It alone
+builds an `AgentSpec` (always from a `session.created` payload, so a new session, a resumed one
+and a summoned child are described the same way) and the `session.created` payloads.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from keen.agent.budget import Budget, BudgetMeter
+from keen.agent.phases import Phase
+from keen.agent.spec import ROOT_BRANCH, AgentResult, AgentSpec
+from keen.config import Settings
+from keen.errors import InputError, WorkspaceError
+from keen.events import types as ev
+from keen.events.bus import Bus, Callback, EventBus
+from keen.events.projections import TreeProjection
+from keen.events.sink import RecordingSink
+from keen.events.types import Event, SessionRef
+from keen.gitrepo import GitRepo, ensure_repository
+from keen.runner.options import RunOptions
+from keen.store import Database, SessionRepository, SqlEventStore
+from keen.store.actor import LOCAL_ACTOR, Actor
+from keen.store.models import SessionRow
+from keen.store.repo import lease_fresh
+from keen.tools.context import SummonRequest
+
+# A running session renews its lease every few seconds; one not renewed for this long has no
+# live process any more (it was killed, or its machine died) and may be resumed.
+LEASE = timedelta(seconds=15)
+INTERRUPTED = "interrupted"  # shown for a session left running by a process that is gone
+
+
+def new_session_id() -> str:
+    return uuid.uuid4().hex
+
+
+def lease_owner() -> str:
+    """Who holds a lease: this process on this machine, unique even when a pid is reused."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def lease_alive(row: SessionRow, lease: timedelta = LEASE) -> bool:
+    """Whether a live process runs this root: its lease was renewed lately and, when the owner
+    is on this machine, that process still exists (so a `kill -9` is seen at once, not only when
+    the lease runs out)."""
+    if not lease_fresh(row, lease):
+        return False
+    host, _, rest = (row.lease_owner or "").partition(":")
+    pid = rest.partition(":")[0]
+    if host == socket.gethostname() and pid.isdigit():
+        return _process_alive(int(pid))
+    return True
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed process not yet reaped by its parent is a zombie: dead for our purposes
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+# -- specs and payloads: the one place ---------------------------------------------------------
+
+
+def root_created(
+    options: RunOptions, *, session_id: str, git_branch: str | None, start_commit: str, user_id: str
+) -> dict[str, Any]:
+    return {
+        "vision": options.vision,
+        "options": options.to_json(),
+        "branch": ROOT_BRANCH,
+        "git_branch": git_branch,
+        "specialization": None,
+        "depth": 0,
+        "model": options.model,
+        "workspace": str(options.workspace),
+        "start_commit": start_commit,
+        "short_id": session_id[:8],
+        "phase": options.phase.value,
+        "kind": "agent",
+        "user_id": user_id,
+    }
+
+
+def conversation_created(
+    *, session_id: str, workspace: Path, model: str, budget: Decimal, max_tool_rounds: int, user_id: str
+) -> dict[str, Any]:
+    return {
+        "vision": f"conversation about {workspace}",
+        "options": {
+            "model": model,
+            "budget": budget,
+            "max_tool_rounds": max_tool_rounds,
+            "workspace": str(workspace),
+        },
+        "branch": "converse",
+        "git_branch": None,
+        "specialization": None,
+        "depth": 0,
+        "model": model,
+        "workspace": str(workspace),
+        "short_id": session_id[:8],
+        "kind": "conversation",
+        "user_id": user_id,
+    }
+
+
+def _expectation(context: str | None) -> str:
+    base = "a summary of what you did, what is left, and anything the parent must know to integrate your work"
+    return f"{base}. Context from your parent: {context}" if context else base
+
+
+class SessionSpecs:
+    """Children's payloads and specs, handed to the agent tree (`agent.tree.ChildSessions`)."""
+
+    def new_id(self) -> str:
+        return new_session_id()
+
+    def child_created(
+        self,
+        parent: AgentSpec,
+        request: SummonRequest,
+        *,
+        session_id: str,
+        branch_name: str,
+        git_branch: str,
+        worktree: Path,
+        start_commit: str,
+        budget: Decimal,
+        max_iterations: int,
+        model: str,
+    ) -> dict[str, Any]:
+        return {
+            "vision": request.vision,
+            "options": {
+                "max_iterations": max_iterations,
+                "budget": budget,
+                "context": request.context,
+                "call_id": request.call_id,
+                "max_depth": parent.max_depth,
+                "gates": parent.gates,
+            },
+            "branch": branch_name,
+            "git_branch": git_branch,
+            "specialization": request.specialization,
+            "depth": parent.depth + 1,
+            "model": model,
+            "workspace": str(worktree),
+            "start_commit": start_commit,
+            "short_id": session_id[:8],
+            "phase": Phase.EXPLORE.value,
+            "kind": "agent",
+            "parent_branch": parent.branch_name,
+            "parent_expectation": _expectation(request.context),
+        }
+
+    def spec(self, session_id: str, parent: AgentSpec | None, created: dict[str, Any]) -> AgentSpec:
+        return spec_from_created(session_id, parent, created)
+
+
+def spec_from_created(session_id: str, parent: AgentSpec | None, created: dict[str, Any]) -> AgentSpec:
+    """The spec of an agent from its `session.created` payload (and its parent's spec)."""
+    options = created.get("options") or {}
+    inherited_depth = parent.max_depth if parent else 10
+    inherited_gates = parent.gates if parent else "standard"
+    return AgentSpec(
+        session_id=session_id,
+        short_id=created.get("short_id") or session_id[:8],
+        root_session_id=parent.root_session_id if parent else session_id,
+        parent_session_id=parent.session_id if parent else None,
+        vision=created["vision"],
+        workspace=Path(created["workspace"]),
+        branch_name=created.get("branch", ROOT_BRANCH),
+        git_branch=created.get("git_branch"),
+        specialization=created.get("specialization"),
+        depth=int(created.get("depth", 0)),
+        max_iterations=int(options.get("max_iterations", 100)),
+        max_depth=int(options.get("max_depth", inherited_depth)),
+        phase=Phase(created.get("phase") or Phase.EXPLORE.value),
+        gates=str(options.get("gates", inherited_gates)),
+        parent_branch=created.get("parent_branch") or (parent.branch_name if parent else None),
+        parent_expectation=created.get("parent_expectation"),
+        start_commit=created.get("start_commit") or "HEAD",
+    )
+
+
+def dry_run_spec(options: RunOptions) -> AgentSpec:
+    """The spec a run of `options` would start with (no session is made)."""
+    created = root_created(options, session_id="dry-run", git_branch=None, start_commit="HEAD", user_id="")
+    return spec_from_created("dry-run", None, created)
+
+
+def dry_run_plan(options: RunOptions) -> dict[str, Any]:
+    """What `keen breathe --dry-run` shows: the limits, the tools and the rendered prompts."""
+    from keen.agent.prompts.builders import first_message, system_prompt
+    from keen.tools import agent_tools
+
+    spec = dry_run_spec(options)
+    tools = agent_tools(validation=True, summon=True)
+    return {
+        "model": options.model,
+        "workspace": str(options.workspace),
+        "max_iterations": options.max_iterations,
+        "budget_usd": format(options.budget, "f"),
+        "phase": options.phase.value,
+        "max_depth": options.max_depth,
+        "gates": options.gates,
+        "web_search": options.web_search,
+        "tools": tools.names,
+        "system_prompt": system_prompt(
+            spec, tool_names=tools.names, budget=options.budget, max_iterations=options.max_iterations
+        ),
+        "first_message": first_message(spec),
+    }
+
+
+# -- the service ------------------------------------------------------------------------------
+
+
+class SessionService:
+    """Sessions of one acting user, on the configured database."""
+
+    def __init__(self, settings: Settings, *, actor: Actor = LOCAL_ACTOR, bus: Bus | None = None) -> None:
+        self.settings = settings
+        self.actor = actor
+        self.bus: Bus = bus or EventBus()
+        self.db: Database | None = None
+
+    async def open(self) -> SessionService:
+        if self.db is None:
+            local_file = self.settings.keen_database_url is None
+            if local_file:
+                self.settings.ensure_home()
+            db = Database(self.settings.database_url)
+            try:
+                if db.is_sqlite:  # a local file upgrades itself; shared databases use `keen db upgrade`
+                    await db.upgrade()
+                else:
+                    await db.require_current()
+            except BaseException:
+                await db.dispose()
+                raise
+            self.db = db
+            self._writer = SqlEventStore(db)  # the runner records what it runs
+            self.events_store = SqlEventStore(db, self.actor)
+            self.repo = SessionRepository(db, self.actor)
+            self._control = SessionRepository(db)
+            self.sink = RecordingSink(self._writer, self.bus)
+        return self
+
+    async def close(self) -> None:
+        if self.db is not None:
+            await self.db.dispose()
+            self.db = None
+
+    async def __aenter__(self) -> SessionService:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def get(self, session_id: str) -> SessionRow:
+        return await self.repo.get(session_id)
+
+    async def root(self, session_id: str) -> SessionRow:
+        return await self.repo.root_of(session_id)
+
+    async def recent(self, *, limit: int = 20, status: str | None = None) -> Sequence[SessionRow]:
+        if status == INTERRUPTED:
+            rows = await self.repo.recent(limit=limit, status="running")
+            return [r for r in rows if self.status_of(r) == INTERRUPTED]
+        return await self.repo.recent(limit=limit, status=status)
+
+    async def events(self, root_id: str, *, after_seq: int = 0) -> list[Event]:
+        return await self.events_store.events(root_id, after_seq=after_seq)
+
+    async def tree(self, root_id: str) -> TreeProjection:
+        return TreeProjection.from_events(await self.events(root_id))
+
+    def watch(self, callback: Callback, root_id: str | None = None) -> Callable[[], None]:
+        """Call `callback` with every live event and delta (of `root_id`); returns unsubscribe."""
+        return self.bus.add_callback(callback, root_id)
+
+    def status_of(self, row: SessionRow) -> str:
+        """The status to show: `interrupted` when it says running but no process holds it."""
+        if row.status == "running" and row.parent_id is None and row.kind == "agent" and not lease_alive(row):
+            return INTERRUPTED
+        return row.status
+
+    def summary(self, row: SessionRow) -> dict[str, Any]:
+        """A session as the CLI's JSON and the API show it."""
+        return {
+            "id": row.id,
+            "short_id": row.short_id,
+            "status": self.status_of(row),
+            "phase": row.phase,
+            "vision": row.vision,
+            "branch": row.branch_name,
+            "git_branch": row.git_branch,
+            "parent": row.parent_id,
+            "root": row.root_id,
+            "kind": row.kind,
+            "specialization": row.specialization,
+            "depth": row.depth,
+            "model": row.model,
+            "workspace": row.workspace,
+            "totals": {
+                "iterations": row.iterations,
+                "tool_calls": row.tool_calls,
+                "input_tokens": row.input_tokens,
+                "output_tokens": row.output_tokens,
+                "cache_read_tokens": row.cache_read_tokens,
+                "cache_write_tokens": row.cache_write_tokens,
+                "cost_usd": format(row.cost_usd, "f"),
+            },
+            "created_at": row.created_at.isoformat(),
+            "finished_at": row.finished_at.isoformat() if row.finished_at else None,
+            "summary": row.summary,
+            "error": row.error,
+        }
+
+    # -- running ----------------------------------------------------------------------------
+
+    async def create(self, options: RunOptions) -> AgentSpec:
+        """Prepare the workspace and record `session.created`; returns the root agent's spec."""
+        options.workspace.mkdir(parents=True, exist_ok=True)
+        repo, start_commit = await ensure_repository(options.workspace, allow_dirty=options.allow_dirty)
+        session_id = new_session_id()
+        created = root_created(
+            options,
+            session_id=session_id,
+            git_branch=await repo.current_branch(),
+            start_commit=start_commit,
+            user_id=self.actor.user_id,
+        )
+        spec = spec_from_created(session_id, None, created)
+        await self.sink.emit(spec.ref, ev.SESSION_CREATED, created)
+        return spec
+
+    async def run(self, session_id: str) -> AgentResult:
+        """Run a created session to its end in this process."""
+        root = await self.root(session_id)
+        if root.status != "created":
+            raise InputError(f"session {root.short_id} was already started ({self.status_of(root)})")
+        return await self._execute(root, resume=False)
+
+    async def resume(self, session_id: str) -> AgentResult:
+        """Continue an interrupted session from its next model call."""
+        root = await self.root(session_id)
+        self._check_resumable(root)
+        options = RunOptions.from_json(root.options)
+        if not options.workspace.is_dir() or not await GitRepo(options.workspace).is_repo():
+            raise WorkspaceError(f"the workspace {options.workspace} of session {root.short_id} is gone")
+        return await self._execute(root, resume=True)
+
+    async def _execute(self, root: SessionRow, *, resume: bool) -> AgentResult:
+        from keen.runner.local import LocalRunner
+
+        events = await self._writer.events(root.id)
+        created = next(e.data for e in events if e.type == ev.SESSION_CREATED and e.session_id == root.id)
+        spec = spec_from_created(root.id, None, created)
+        runner = LocalRunner(self.settings, self.sink, self._control, SessionSpecs(), LEASE)
+        options = RunOptions.from_json(root.options)
+        return await runner.run(
+            spec, options, events, resume=resume, replacing=root.lease_owner if resume else None
+        )
+
+    def _check_resumable(self, root: SessionRow) -> None:
+        if root.kind != "agent":
+            raise InputError(f"session {root.short_id} is a {root.kind}, not an agent session")
+        if root.status in ev.TERMINAL_STATUSES:
+            raise InputError(f"session {root.short_id} already finished ({root.status}); nothing to resume")
+        if lease_alive(root):
+            raise InputError(f"session {root.short_id} is still running ({root.lease_owner})")
+
+    async def check_resumable(self, session_id: str) -> SessionRow:
+        """The root to resume, or an `InputError` saying why it cannot be."""
+        root = await self.root(session_id)
+        self._check_resumable(root)
+        return root
+
+    async def request_cancel(self, session_id: str) -> SessionRow:
+        """Record a cancel request; the process running the session sees it within one step."""
+        root = await self.root(session_id)
+        if root.status in ev.TERMINAL_STATUSES:
+            raise InputError(f"session {root.short_id} already finished ({root.status})")
+        if root.kind == "agent" and not lease_alive(root):
+            raise InputError(
+                f"session {root.short_id} is not running in any process; resume it with: "
+                f"keen sessions resume {root.short_id}"
+            )
+        await self._control.request_cancel(root.id)
+        return root
+
+    # -- conversations ---------------------------------------------------------------------
+
+    async def open_conversation(self, workspace: Path, model_spec: str, budget: Decimal) -> Conversation:
+        """Start a conversation session about `workspace`; close it with `Conversation.close`."""
+        from keen.agent.conversation import ConversationAgent
+        from keen.llm.factory import build_model
+
+        model = build_model(model_spec, self.settings, web_search=False)
+        agent = ConversationAgent(
+            workspace=workspace,
+            model=model,
+            sink=self.sink,
+            meter=BudgetMeter(Budget(limit=budget)),
+            secret_values=tuple(self.settings.secret_values()),
+            retry_base_delay=self.settings.keen_retry_base_delay,
+            session_id=new_session_id(),
+        )
+        created = conversation_created(
+            session_id=agent.session_id,
+            workspace=agent.workspace.root,
+            model=model.name,
+            budget=budget,
+            max_tool_rounds=agent.max_tool_rounds,
+            user_id=self.actor.user_id,
+        )
+        conversation = Conversation(agent, model)
+        try:
+            await agent.start(created)
+        except BaseException:
+            await model.aclose()
+            raise
+        return conversation
+
+
+class Conversation:
+    """An open conversation: its agent, and the model connection to close at the end."""
+
+    def __init__(self, agent: Any, model: Any) -> None:
+        self.agent = agent
+        self._model = model
+
+    @property
+    def ref(self) -> SessionRef:
+        return SessionRef(self.agent.session_id, self.agent.session_id)
+
+    async def close(self, status: str) -> None:
+        try:
+            await self.agent.finish(status)
+        finally:
+            await self._model.aclose()
