@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,8 +15,6 @@ from keen.events import RecordingSink, SessionRef
 from keen.events.types import Event, utcnow
 from keen.store import Database, SessionRepository, SqlEventStore
 from keen.store.db import HEAD_REVISION, MIGRATIONS_DIR
-
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def test_head_revision_constant_matches_the_migrations() -> None:
@@ -84,19 +80,6 @@ async def test_a_new_sink_continues_after_the_stored_seq(tmp_path: Path) -> None
     second = await RecordingSink(store).emit(ref, "session.started", {})
     assert second.seq == 2
     await db.dispose()
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test, dropped afterwards."""
-    name = f"keen_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def test_migrations_and_a_whole_session_on_postgresql(

@@ -15,7 +15,7 @@ from keen.agent.budget import IterationPool, Meter
 from keen.agent.completion import CompletionGate
 from keen.agent.phases import Phase
 from keen.events.sink import EventSink
-from keen.events.types import SessionRef
+from keen.events.types import ROOT_BRANCH, SessionRef
 from keen.gitrepo import FileChanges
 from keen.llm.base import Model
 from keen.tools.registry import ToolRegistry
@@ -23,7 +23,7 @@ from keen.tools.registry import ToolRegistry
 if TYPE_CHECKING:
     from keen.agent.tree import Tree
 
-ROOT_BRANCH = "main"  # the tree name of every root agent (its children are summon-A, …)
+__all__ = ["ROOT_BRANCH", "AgentDeps", "AgentResult", "AgentSpec"]
 
 
 @dataclass

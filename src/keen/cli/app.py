@@ -20,6 +20,8 @@ app = typer.Typer(
 )
 sessions_app = typer.Typer(help="Inspect, follow, resume, replay and cancel sessions.", no_args_is_help=True)
 app.add_typer(sessions_app, name="sessions")
+db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 DirOpt = Annotated[Path | None, typer.Option("--dir", "-d", help="Workspace directory (default: current).")]
@@ -300,6 +302,14 @@ def sessions_cancel(session_id: Annotated[str, typer.Argument(help="Session id o
     from keen.cli.commands.sessions import cancel_command
 
     raise typer.Exit(cancel_command(session_id))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations (a shared database is never migrated by a run)."""
+    from keen.cli.commands.db import upgrade_command
+
+    raise typer.Exit(upgrade_command())
 
 
 def main() -> None:

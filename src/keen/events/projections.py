@@ -76,7 +76,7 @@ class TreeProjection:
             node = Node(
                 session_id=event.session_id,
                 parent_id=event.parent_session_id,
-                branch=d.get("branch", "main"),
+                branch=d.get("branch", ev.ROOT_BRANCH),
                 specialization=d.get("specialization"),
                 depth=int(d.get("depth", 0)),
                 git_branch=d.get("git_branch"),

@@ -61,6 +61,8 @@ EVENT_TYPES = frozenset(
     }
 )
 
+ROOT_BRANCH = "main"  # the tree name of every root agent (its children are summon-A, …)
+
 # Final statuses of a session (SPEC 3.1).
 TERMINAL_STATUSES = frozenset(
     {

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 
-from keen.agent.budget import Budget, BudgetMeter, IterationPool
+from keen.agent.budget import Budget, BudgetMeter, IterationPool, Meter
 from keen.agent.loop import Agent
 from keen.agent.spec import AgentDeps, AgentResult, AgentSpec
 from keen.agent.tree import ChildSessions, Tree
@@ -27,6 +28,8 @@ from keen.llm.factory import build_model
 from keen.runner.options import RunOptions, completion_gate
 from keen.store.repo import SessionRepository
 
+# The root's meter for a run; every agent of its tree gets its meter from this one.
+MeterFactory = Callable[[RunOptions], Meter]
 CANCEL_POLL_SECONDS = 0.25  # how soon a cancel request from another process is seen
 HEARTBEAT_SECONDS = 2.0
 
@@ -39,12 +42,14 @@ class LocalRunner:
         control: SessionRepository,
         sessions: ChildSessions,
         lease: timedelta,
+        meter_for: MeterFactory,
     ) -> None:
         self.settings = settings
         self.sink = sink
         self.control = control
         self.sessions = sessions
         self.lease = lease
+        self.meter_for = meter_for
 
     async def run(
         self,
@@ -99,6 +104,11 @@ class LocalRunner:
                 agent.cancel()
                 return
 
+    @staticmethod
+    def budget_meter(options: RunOptions) -> Meter:
+        """Local mode's meter: the run's budget, no credits."""
+        return BudgetMeter(Budget(limit=options.budget))
+
     def _deps(self, options: RunOptions, model: Model, short_id: str) -> AgentDeps:
         from keen.tools import agent_tools
 
@@ -111,7 +121,7 @@ class LocalRunner:
             model=model,
             tools=agent_tools(validation=True, summon=True),
             sink=ObservedSink(self.sink, tree.observe),
-            meter=BudgetMeter(Budget(limit=options.budget)),
+            meter=self.meter_for(options),
             iterations=IterationPool(limit=options.max_iterations),
             gate=completion_gate(options.gates),
             secret_values=tuple(self.settings.secret_values()),

@@ -28,6 +28,7 @@ from keen.events.projections import TreeProjection
 from keen.events.sink import RecordingSink
 from keen.events.types import Event, SessionRef
 from keen.gitrepo import GitRepo, ensure_repository
+from keen.runner.local import LocalRunner, MeterFactory
 from keen.runner.options import RunOptions
 from keen.store import Database, SessionRepository, SqlEventStore
 from keen.store.actor import LOCAL_ACTOR, Actor
@@ -237,10 +238,19 @@ def dry_run_plan(options: RunOptions) -> dict[str, Any]:
 class SessionService:
     """Sessions of one acting user, on the configured database."""
 
-    def __init__(self, settings: Settings, *, actor: Actor = LOCAL_ACTOR, bus: Bus | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        actor: Actor = LOCAL_ACTOR,
+        bus: Bus | None = None,
+        meter_for: MeterFactory | None = None,
+    ) -> None:
         self.settings = settings
         self.actor = actor
         self.bus: Bus = bus or EventBus()
+        # Server modes plug a credit meter in here; local mode measures against the budget.
+        self.meter_for: MeterFactory = meter_for or LocalRunner.budget_meter
         self.db: Database | None = None
 
     async def open(self) -> SessionService:
@@ -373,12 +383,10 @@ class SessionService:
         return await self._execute(root, resume=True)
 
     async def _execute(self, root: SessionRow, *, resume: bool) -> AgentResult:
-        from keen.runner.local import LocalRunner
-
         events = await self._writer.events(root.id)
         created = next(e.data for e in events if e.type == ev.SESSION_CREATED and e.session_id == root.id)
         spec = spec_from_created(root.id, None, created)
-        runner = LocalRunner(self.settings, self.sink, self._control, SessionSpecs(), LEASE)
+        runner = LocalRunner(self.settings, self.sink, self._control, SessionSpecs(), LEASE, self.meter_for)
         options = RunOptions.from_json(root.options)
         return await runner.run(
             spec, options, events, resume=resume, replacing=root.lease_owner if resume else None

@@ -11,6 +11,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from keen.events.types import ROOT_BRANCH
+
 
 class Money(TypeDecorator[Decimal]):
     """Exact decimals with 6 places: NUMERIC on PostgreSQL, text on SQLite (which has no decimal)."""
@@ -68,7 +70,7 @@ class SessionRow(Base):
     parent_id: Mapped[str | None] = mapped_column(String(32), ForeignKey("sessions.id"), nullable=True)
     user_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     kind: Mapped[str] = mapped_column(String(16), default="agent")
-    branch_name: Mapped[str] = mapped_column(String(200), default="main")
+    branch_name: Mapped[str] = mapped_column(String(200), default=ROOT_BRANCH)
     git_branch: Mapped[str | None] = mapped_column(String(300), nullable=True)
     specialization: Mapped[str | None] = mapped_column(String(32), nullable=True)
     depth: Mapped[int] = mapped_column(Integer, default=0)

@@ -262,7 +262,7 @@ def _new_session_values(event: Event, user_id: str | None) -> dict[str, Any]:
         parent_id=event.parent_session_id,
         user_id=user_id,
         kind=d.get("kind", "agent"),
-        branch_name=d.get("branch", "main"),
+        branch_name=d.get("branch", ev.ROOT_BRANCH),
         git_branch=d.get("git_branch"),
         specialization=d.get("specialization"),
         depth=int(d.get("depth", 0)),
