@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select, insert, or_, select, update
+from sqlalchemy import Connection, Select, bindparam, insert, or_, select, update
 
 from keen.errors import InputError, NotFoundError
 from keen.events import types as ev
@@ -25,6 +25,31 @@ from keen.store.db import Database
 from keen.store.models import EventRow, SessionRow
 
 Q = TypeVar("Q", bound=Select[Any])
+
+# Statements of the hot path, built once: building a statement costs far more than running it.
+_NEXT_SEQ = (
+    update(SessionRow)
+    .where(SessionRow.id == bindparam("root"))
+    .values(last_seq=SessionRow.last_seq + 1)
+    .returning(SessionRow.last_seq, SessionRow.user_id)
+)
+_INSERT_EVENT = insert(EventRow)
+_SESSION_COST = select(SessionRow.cost_usd).where(SessionRow.id == bindparam("sid"))
+_COUNT_TOOL_CALL = (
+    update(SessionRow).where(SessionRow.id == bindparam("sid")).values(tool_calls=SessionRow.tool_calls + 1)
+)
+_COUNT_MODEL_CALL = (
+    update(SessionRow)
+    .where(SessionRow.id == bindparam("sid"))
+    .values(
+        iterations=SessionRow.iterations + 1,
+        input_tokens=SessionRow.input_tokens + bindparam("input_tokens"),
+        output_tokens=SessionRow.output_tokens + bindparam("output_tokens"),
+        cache_read_tokens=SessionRow.cache_read_tokens + bindparam("cache_read_tokens"),
+        cache_write_tokens=SessionRow.cache_write_tokens + bindparam("cache_write_tokens"),
+        cost_usd=bindparam("cost_usd", type_=SessionRow.cost_usd.type),
+    )
+)
 
 _EVENT_COLUMNS = (
     EventRow.seq,
@@ -71,12 +96,7 @@ class SqlEventStore:
         if type == ev.SESSION_CREATED and ref.parent_session_id is None:
             seq, user_id = 1, data.get("user_id")
         else:
-            row = conn.execute(
-                update(SessionRow)
-                .where(SessionRow.id == root)
-                .values(last_seq=SessionRow.last_seq + 1)
-                .returning(SessionRow.last_seq, SessionRow.user_id)
-            ).first()
+            row = conn.execute(_NEXT_SEQ, {"root": root}).first()
             if row is None:
                 raise NotFoundError(f"no root session {root} to record {type} in")
             seq, user_id = int(row[0]), row[1]
@@ -97,23 +117,19 @@ class SqlEventStore:
                 values["last_seq"] = event.seq
             conn.execute(insert(SessionRow).values(**values))
         conn.execute(
-            insert(EventRow).values(
-                root_id=event.root_session_id,
-                seq=event.seq,
-                session_id=event.session_id,
-                parent_id=event.parent_session_id,
-                user_id=user_id,
-                type=event.type,
-                ts=event.ts,
-                data=event.data,
-            )
+            _INSERT_EVENT,
+            {
+                "root_id": event.root_session_id,
+                "seq": event.seq,
+                "session_id": event.session_id,
+                "parent_id": event.parent_session_id,
+                "user_id": user_id,
+                "type": event.type,
+                "ts": event.ts,
+                "data": event.data,
+            },
         )
-        values = _projection(event)
-        if event.type == ev.MODEL_RESPONDED:  # money is added in Python: SQLite has no decimals
-            stored = conn.scalar(select(SessionRow.cost_usd).where(SessionRow.id == event.session_id))
-            values["cost_usd"] = (stored or Decimal(0)) + Decimal(str(event.data.get("cost_usd", "0")))
-        if values:
-            conn.execute(update(SessionRow).where(SessionRow.id == event.session_id).values(**values))
+        _project(conn, event)
 
     async def events(
         self,
@@ -277,7 +293,34 @@ def _new_session_values(event: Event, user_id: str | None) -> dict[str, Any]:
     )
 
 
+def _project(conn: Connection, event: Event) -> None:
+    """Update the event's session row with what the event changes (the sessions projection)."""
+    d = event.data
+    t = event.type
+    if t == ev.TOOL_FINISHED:
+        conn.execute(_COUNT_TOOL_CALL, {"sid": event.session_id})
+    elif t == ev.MODEL_RESPONDED:  # money is added in Python: SQLite has no decimals
+        usage = d.get("usage", {})
+        stored = conn.scalar(_SESSION_COST, {"sid": event.session_id}) or Decimal(0)
+        conn.execute(
+            _COUNT_MODEL_CALL,
+            {
+                "sid": event.session_id,
+                "input_tokens": int(usage.get("input_tokens", 0)),
+                "output_tokens": int(usage.get("output_tokens", 0)),
+                "cache_read_tokens": int(usage.get("cache_read_tokens", 0)),
+                "cache_write_tokens": int(usage.get("cache_write_tokens", 0)),
+                "cost_usd": stored + Decimal(str(d.get("cost_usd", "0"))),
+            },
+        )
+    else:
+        values = _projection(event)
+        if values:
+            conn.execute(update(SessionRow).where(SessionRow.id == event.session_id).values(**values))
+
+
 def _projection(event: Event) -> dict[str, Any]:
+    """The columns a rarer event sets (session start, phase, end)."""
     d = event.data
     t = event.type
     if t in (ev.SESSION_STARTED, ev.SESSION_RESUMED):
@@ -287,17 +330,6 @@ def _projection(event: Event) -> dict[str, Any]:
         return values
     if t == ev.PHASE_CHANGED:
         return {"phase": d["to"]}
-    if t == ev.MODEL_RESPONDED:
-        usage = d.get("usage", {})
-        return {
-            "iterations": SessionRow.iterations + 1,
-            "input_tokens": SessionRow.input_tokens + int(usage.get("input_tokens", 0)),
-            "output_tokens": SessionRow.output_tokens + int(usage.get("output_tokens", 0)),
-            "cache_read_tokens": SessionRow.cache_read_tokens + int(usage.get("cache_read_tokens", 0)),
-            "cache_write_tokens": SessionRow.cache_write_tokens + int(usage.get("cache_write_tokens", 0)),
-        }
-    if t == ev.TOOL_FINISHED:
-        return {"tool_calls": SessionRow.tool_calls + 1}
     if t == ev.SESSION_FINISHED:
         return {
             "status": d["status"],
