@@ -30,6 +30,7 @@ from keen.events.types import Event, SessionRef
 from keen.gitrepo import GitRepo, ensure_repository
 from keen.runner.local import LocalRunner, MeterFactory
 from keen.runner.options import RunOptions
+from keen.runner.worktree_lock import WorktreeLock
 from keen.store import Database, SessionRepository, SqlEventStore
 from keen.store.actor import LOCAL_ACTOR, Actor
 from keen.store.models import SessionRow
@@ -252,6 +253,7 @@ class SessionService:
         # Server modes plug a credit meter in here; local mode measures against the budget.
         self.meter_for: MeterFactory = meter_for or LocalRunner.budget_meter
         self.db: Database | None = None
+        self._locks: dict[str, WorktreeLock] = {}  # work trees of created sessions not yet run
 
     async def open(self) -> SessionService:
         if self.db is None:
@@ -276,6 +278,9 @@ class SessionService:
         return self
 
     async def close(self) -> None:
+        for lock in self._locks.values():
+            lock.release()
+        self._locks.clear()
         if self.db is not None:
             await self.db.dispose()
             self.db = None
@@ -352,9 +357,12 @@ class SessionService:
 
     async def create(self, options: RunOptions) -> AgentSpec:
         """Prepare the workspace and record `session.created`; returns the root agent's spec."""
+        lock = self._lock(options.workspace)
         options.workspace.mkdir(parents=True, exist_ok=True)
         repo, start_commit = await ensure_repository(options.workspace, allow_dirty=options.allow_dirty)
         session_id = new_session_id()
+        lock.describe(f"session {session_id[:8]}")
+        self._locks[session_id] = lock
         created = root_created(
             options,
             session_id=session_id,
@@ -382,7 +390,22 @@ class SessionService:
             raise WorkspaceError(f"the workspace {options.workspace} of session {root.short_id} is gone")
         return await self._execute(root, resume=True)
 
+    def _lock(self, workspace: Path) -> WorktreeLock:
+        lock = WorktreeLock(self.settings.keen_home / "locks", workspace)
+        lock.acquire()
+        return lock
+
     async def _execute(self, root: SessionRow, *, resume: bool) -> AgentResult:
+        lock = self._locks.pop(root.id, None)
+        if lock is None:
+            lock = self._lock(Path(root.workspace))
+            lock.describe(f"session {root.short_id}")
+        try:
+            return await self._run(root, resume=resume)
+        finally:
+            lock.release()
+
+    async def _run(self, root: SessionRow, *, resume: bool) -> AgentResult:
         events = await self._writer.events(root.id)
         created = next(e.data for e in events if e.type == ev.SESSION_CREATED and e.session_id == root.id)
         spec = spec_from_created(root.id, None, created)
