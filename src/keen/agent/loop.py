@@ -29,8 +29,9 @@ from keen.events import types as ev
 from keen.events.types import Event
 from keen.gitrepo import GitRepo
 from keen.llm.base import Message, Request, ToolSpec, ToolUsePart, Turn, estimate_tokens, tokens_for
-from keen.tools.context import ToolContext
-from keen.tools.registry import ToolResult
+from keen.tools.context import SummonRequest, ToolContext
+from keen.tools.registry import ToolError, ToolResult
+from keen.tools.summon import SummonInput, summon_agent, summon_request
 from keen.tools.workspace import Workspace
 
 MAX_NO_TOOL_REPLIES = 3
@@ -137,7 +138,11 @@ class Agent:
         await self.emit(ev.AGENT_NUDGED, {"reason": "no_tool_call", "message": message})
 
     async def _run_tools(self, calls: list[ToolUsePart]) -> None:
-        for call in calls:
+        for group in _call_groups(calls):
+            if len(group) > 1 and self.deps.tree is not None:
+                await self._summon_together(group)
+                continue
+            call = group[0]
             ctx = ToolContext(
                 workspace=self.workspace,
                 agent=self.control,
@@ -147,14 +152,47 @@ class Agent:
             event = await self.recorder.run_tool(
                 call, partial(self.deps.tools.execute, call.name, call.input, ctx)
             )
-            verdict = self.stuck.observe(
-                call.name, call.input, bool(event.data["ok"]), tool_result_content(event.data)
-            )
-            if verdict.stuck:
-                raise Stuck(verdict.stuck)
-            if verdict.nudge:
-                message = render("nudge_stuck.j2", reason=verdict.nudge)
-                await self.emit(ev.AGENT_NUDGED, {"reason": "repeated_call", "message": message})
+            await self._observe_result(call, event)
+
+    async def _summon_together(self, calls: list[ToolUsePart]) -> None:
+        """Several `summon_agent` calls in one reply: their children run at the same time and the
+        results are recorded in call order once all have finished and merged."""
+        assert self.deps.tree is not None
+        requests: list[SummonRequest | ToolResult] = []
+        for call in calls:
+            await self.emit(ev.TOOL_STARTED, {"call_id": call.id, "name": call.name, "input": call.input})
+            try:
+                args = self.deps.tools.validate(call.name, call.input)
+                assert isinstance(args, SummonInput)
+                requests.append(summon_request(call.id, args))
+            except ToolError as exc:
+                requests.append(ToolResult(ok=False, error=exc.message))
+        started = time.perf_counter()
+        wanted = [r for r in requests if isinstance(r, SummonRequest)]
+        outcomes = iter(await self.deps.tree.summon_many(self, wanted))
+        duration_ms = int((time.perf_counter() - started) * 1000)
+        for call, request in zip(calls, requests, strict=True):
+            if isinstance(request, ToolResult):
+                result = request
+            else:
+                outcome = next(outcomes)
+                result = (
+                    ToolResult(ok=False, error=outcome.message, output=outcome.output)
+                    if isinstance(outcome, ToolError)
+                    else ToolResult(ok=True, output=outcome)
+                )
+                result.duration_ms = duration_ms
+            await self._observe_result(call, await self.recorder.finish_call(call, result))
+
+    async def _observe_result(self, call: ToolUsePart, event: Event) -> None:
+        verdict = self.stuck.observe(
+            call.name, call.input, bool(event.data["ok"]), tool_result_content(event.data)
+        )
+        if verdict.stuck:
+            raise Stuck(verdict.stuck)
+        if verdict.nudge:
+            message = render("nudge_stuck.j2", reason=verdict.nudge)
+            await self.emit(ev.AGENT_NUDGED, {"reason": "repeated_call", "message": message})
 
     # -- the model call ----------------------------------------------------------------------
 
@@ -245,3 +283,16 @@ class Agent:
             ev.GIT_COMMITTED, {"branch": branch, "commit": commit, "message": message, "files": files}
         )
         return commit
+
+
+def _call_groups(calls: list[ToolUsePart]) -> list[list[ToolUsePart]]:
+    """The calls of a reply in order, with each run of consecutive `summon_agent` calls as one
+    group (those children run at the same time) and every other call alone."""
+    groups: list[list[ToolUsePart]] = []
+    for call in calls:
+        summons = call.name == summon_agent.name
+        if summons and groups and groups[-1][0].name == summon_agent.name:
+            groups[-1].append(call)
+        else:
+            groups.append([call])
+    return groups

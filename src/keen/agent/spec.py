@@ -42,6 +42,7 @@ class AgentSpec:
     depth: int = 0
     max_iterations: int = 100
     max_depth: int = 10
+    max_parallel: int = 3  # children of this agent that run at once
     phase: Phase = Phase.EXPLORE
     gates: str = "standard"
     parent_branch: str | None = None

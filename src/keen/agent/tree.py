@@ -10,8 +10,10 @@ idempotent per tool call, which is how a resumed session continues an interrupte
 
 from __future__ import annotations
 
+import asyncio
 import string
-from dataclasses import replace
+from collections.abc import Coroutine
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -51,6 +53,31 @@ def child_branch_name(parent_branch: str, index: int) -> str:
 def git_branch_name(session_short_id: str, branch_name: str) -> str:
     """The git branch of a child: `keen/<session short id>/<name>`, so sessions never collide."""
     return f"keen/{session_short_id}/{branch_name}"
+
+
+@dataclass
+class _Child:
+    """One child of a reply's summons: to run (new or resumed), or already finished."""
+
+    session_id: str
+    path: Path
+    spec: AgentSpec | None = None
+    deps: AgentDeps | None = None
+    resume: bool = False
+    finished: dict[str, Any] | None = None  # its session.finished data, once it has ended
+
+
+async def _all_or_none(work: list[Coroutine[Any, Any, None]]) -> None:
+    """Run `work` at the same time; if one fails or the caller is cancelled, the others are
+    cancelled and awaited (each records its own end) before the error goes on."""
+    tasks = [asyncio.ensure_future(w) for w in work]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 class ChildSessions(Protocol):
@@ -119,9 +146,52 @@ class Tree:
     # -- summoning -----------------------------------------------------------------------------
 
     async def summon(self, parent: Agent, request: SummonRequest) -> dict[str, Any]:
+        (result,) = await self.summon_many(parent, [request])
+        if isinstance(result, ToolError):
+            raise result
+        return result
+
+    async def summon_many(
+        self, parent: Agent, requests: list[SummonRequest]
+    ) -> list[dict[str, Any] | ToolError]:
+        """The children of one reply: spawned one by one in call order from one checkpoint, run
+        at the same time (at most the parent's `max_parallel`), and merged in call order once
+        all have finished. Idempotent per call: after a resume, a child that had started is
+        continued and one that had finished is only merged and reported."""
+        slots: list[_Child | ToolError] = []
+        try:
+            for request in requests:
+                try:
+                    slots.append(await self._prepare(parent, request))
+                except ToolError as exc:
+                    slots.append(exc)
+            limit = asyncio.Semaphore(max(1, parent.spec.max_parallel))
+            children = [slot for slot in slots if isinstance(slot, _Child)]
+            await _all_or_none([self._run_child(parent, child, limit) for child in children])
+            results: list[dict[str, Any] | ToolError] = []
+            for slot in slots:
+                if isinstance(slot, ToolError):
+                    results.append(slot)
+                else:
+                    assert slot.finished is not None
+                    results.append(await self._merge_and_report(parent, slot.session_id, slot.finished))
+            return results
+        finally:
+            for slot in slots:
+                if isinstance(slot, _Child):
+                    await self._remove_worktree(parent.repo, slot.path)
+
+    async def _prepare(self, parent: Agent, request: SummonRequest) -> _Child:
+        """Spawn the child of one call (or find it again after a resume)."""
         record = self.spawned.get(request.call_id)
         if record is not None:
-            return await self._continue(parent, record)
+            child_id, path = record["child_session_id"], Path(record["worktree"])
+            if child_id in self.finished:
+                return _Child(child_id, path, finished=self.finished[child_id])
+            if not path.is_dir():
+                await self._restore_worktree(parent.repo, path, record["git_branch"])
+            spec, deps = self._resumed_child(parent, child_id, record, path)
+            return _Child(child_id, path, spec, deps, resume=True)
         self._check_limits(parent, request)
         repo = parent.repo
         checkpoint = await parent.commit_checkpoint(
@@ -133,10 +203,8 @@ class Tree:
         if orphan is not None:
             child_id, name = orphan.session_id, str(orphan.data["branch"])
         else:
-            child_id, name = (
-                self.sessions.new_id(),
-                child_branch_name(parent.spec.branch_name, self._spawn_count(parent)),
-            )
+            child_id = self.sessions.new_id()
+            name = child_branch_name(parent.spec.branch_name, self._spawn_count(parent))
         git_branch = git_branch_name(self.root_short_id, name)
         path = self.worktrees_dir / self.root_short_id / name
         await self._fresh_worktree(repo, path, git_branch)
@@ -157,29 +225,51 @@ class Tree:
             model=deps.model.name,
         )
         spec = self.sessions.spec(child_id, parent.spec, created)
-        child_deps = replace(deps, meter=meter, iterations=iterations)
-        try:
-            if orphan is None:
-                await deps.sink.emit(spec.ref, ev.SESSION_CREATED, created)
-            await parent.emit(
-                ev.CHILD_SPAWNED,
-                {
-                    "call_id": request.call_id,
-                    "child_session_id": spec.session_id,
-                    "branch": name,
-                    "git_branch": git_branch,
-                    "specialization": request.specialization,
-                    "vision": request.vision,
-                    "checkpoint": checkpoint,
-                    "start_commit": start,
-                    "budget_usd": meter.budget.limit,
-                    "max_iterations": iterations.limit,
-                    "worktree": str(path),
-                },
-            )
-            return await self._run_and_merge(parent, spec, child_deps, resume=False)
-        finally:
-            await self._remove_worktree(repo, path)
+        if orphan is None:
+            await deps.sink.emit(spec.ref, ev.SESSION_CREATED, created)
+        await parent.emit(
+            ev.CHILD_SPAWNED,
+            {
+                "call_id": request.call_id,
+                "child_session_id": spec.session_id,
+                "branch": name,
+                "git_branch": git_branch,
+                "specialization": request.specialization,
+                "vision": request.vision,
+                "checkpoint": checkpoint,
+                "start_commit": start,
+                "budget_usd": meter.budget.limit,
+                "max_iterations": iterations.limit,
+                "worktree": str(path),
+            },
+        )
+        return _Child(child_id, path, spec, replace(deps, meter=meter, iterations=iterations))
+
+    async def _run_child(self, parent: Agent, child: _Child, limit: asyncio.Semaphore) -> None:
+        if child.finished is not None:
+            return
+        from keen.agent.loop import Agent
+
+        assert child.spec is not None and child.deps is not None
+        async with limit:
+            try:
+                result = await Agent(child.spec, child.deps).run(
+                    resume_events=self.events if child.resume else None
+                )
+            except BaseException:
+                # Cancelled: the child recorded itself as cancelled; the parent hears it too.
+                if child.session_id not in self.reported:
+                    await parent.emit(
+                        ev.CHILD_FINISHED,
+                        {
+                            "child_session_id": child.session_id,
+                            "status": "cancelled",
+                            "summary": "cancelled",
+                            "merge": None,
+                        },
+                    )
+                raise
+        child.finished = result.finished_data()
 
     def _spawn_count(self, parent: Agent) -> int:
         return sum(1 for r in self.spawned.values() if r["parent_session_id"] == parent.session_id)
@@ -212,54 +302,10 @@ class Tree:
                 f"cannot summon: a child would be at depth {depth} but the maximum depth is "
                 f"{parent.spec.max_depth} (--max-depth); do this work yourself"
             )
-        node = self.projection.nodes[parent.session_id]
-        if len(node.children) >= MAX_CHILDREN:
+        if self._spawn_count(parent) >= MAX_CHILDREN:
             raise ToolError(f"cannot summon: {parent.spec.branch_name} already has {MAX_CHILDREN} children")
-        running = [c for c in node.children if self.projection.nodes[c].status in ("created", "running")]
-        if running:
-            raise ToolError(
-                f"cannot summon: child {self.projection.nodes[running[0]].branch} is still running"
-            )
         if parent.deps.iterations.remaining() <= 1:
             raise ToolError("cannot summon: no iterations are left for a child")
-
-    async def _run_and_merge(
-        self, parent: Agent, spec: AgentSpec, deps: AgentDeps, *, resume: bool
-    ) -> dict[str, Any]:
-        from keen.agent.loop import Agent
-
-        child = Agent(spec, deps)
-        try:
-            result = await child.run(resume_events=self.events if resume else None)
-        except BaseException:
-            # Cancelled: the child recorded itself as cancelled; the parent hears it too.
-            if spec.session_id not in self.reported:
-                await parent.emit(
-                    ev.CHILD_FINISHED,
-                    {
-                        "child_session_id": spec.session_id,
-                        "status": "cancelled",
-                        "summary": "cancelled",
-                        "merge": None,
-                    },
-                )
-            raise
-        return await self._merge_and_report(parent, spec.session_id, result.finished_data())
-
-    async def _continue(self, parent: Agent, record: dict[str, Any]) -> dict[str, Any]:
-        """The same summon call again after a resume: finish the child, merge and report once."""
-        child_id = record["child_session_id"]
-        path = Path(record["worktree"])
-        if child_id not in self.finished:
-            if not path.is_dir():
-                await self._restore_worktree(parent.repo, path, record["git_branch"])
-            try:
-                spec, deps = self._resumed_child(parent, child_id, record, path)
-                return await self._run_and_merge(parent, spec, deps, resume=True)
-            finally:
-                await self._remove_worktree(parent.repo, path)
-        await self._remove_worktree(parent.repo, path)
-        return await self._merge_and_report(parent, child_id, self.finished[child_id])
 
     def _resumed_child(
         self, parent: Agent, child_id: str, record: dict[str, Any], path: Path

@@ -32,6 +32,9 @@ AllowDirtyOpt = Annotated[
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show the agent's text as it works.")]
 TreeBudgetOpt = Annotated[str, typer.Option("--budget", help="USD for the whole agent tree.")]
 MaxDepthOpt = Annotated[int, typer.Option("--max-depth", help="Deepest level of summoned agents.")]
+MaxParallelOpt = Annotated[
+    int, typer.Option("--max-parallel", help="Children of one parent that run at the same time (1: one by one).")
+]
 GatesOpt = Annotated[str, typer.Option("--gates", help="Quality gates: standard, strict or off.")]
 NoWebSearchOpt = Annotated[bool, typer.Option("--no-web-search", help="Disable the provider's web search.")]
 
@@ -64,6 +67,7 @@ def breathe(
     budget: TreeBudgetOpt = "50",
     phase: Annotated[str, typer.Option("--phase", help="Starting phase.")] = "EXPLORE",
     max_depth: MaxDepthOpt = 10,
+    max_parallel: MaxParallelOpt = 3,
     gates: GatesOpt = "standard",
     no_web_search: NoWebSearchOpt = False,
     allow_dirty: AllowDirtyOpt = False,
@@ -86,6 +90,7 @@ def breathe(
             budget=budget,
             phase=phase,
             max_depth=max_depth,
+            max_parallel=max_parallel,
             gates=gates,
             web_search=not no_web_search,
             allow_dirty=allow_dirty,

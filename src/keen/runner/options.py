@@ -16,6 +16,8 @@ from keen.config import Settings
 from keen.errors import InputError
 from keen.llm.factory import check_model_config
 
+DEFAULT_MAX_PARALLEL = 3  # children of one parent that run at the same time (SPEC 3.6)
+MAX_PARALLEL_CAP = 26  # a parent has at most 26 children
 GATE_MODES = ("standard", "strict", "off")
 MAX_ITERATIONS_CAP = 10_000
 
@@ -32,6 +34,7 @@ class RunOptions:
     gates: str = "standard"
     web_search: bool = True
     allow_dirty: bool = False
+    max_parallel: int = DEFAULT_MAX_PARALLEL
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -53,6 +56,7 @@ class RunOptions:
             gates=data["gates"],
             web_search=bool(data["web_search"]),
             allow_dirty=bool(data.get("allow_dirty", False)),
+            max_parallel=int(data.get("max_parallel", DEFAULT_MAX_PARALLEL)),
         )
 
 
@@ -69,6 +73,7 @@ def make_options(
     gates: str,
     web_search: bool,
     allow_dirty: bool,
+    max_parallel: int = DEFAULT_MAX_PARALLEL,
 ) -> RunOptions:
     """Validate every option (nothing is created here); each problem is an `InputError`/`ConfigError`."""
     text = check_vision(vision)
@@ -82,6 +87,8 @@ def make_options(
         start_phase = parse_phase(phase)
     except ValueError as exc:
         raise InputError(f"--phase: {exc}") from None
+    if not 1 <= max_parallel <= MAX_PARALLEL_CAP:
+        raise InputError(f"--max-parallel must be between 1 and {MAX_PARALLEL_CAP}, not {max_parallel}")
     spec = model or settings.keen_model
     check_model_config(spec, settings)
     return RunOptions(
@@ -90,6 +97,7 @@ def make_options(
         model=spec,
         phase=start_phase,
         allow_dirty=allow_dirty,
+        max_parallel=max_parallel,
         **asdict(limits),
     )
 

@@ -117,14 +117,22 @@ class ToolRegistry:
         result.duration_ms = int((time.perf_counter() - started) * 1000)
         return result
 
-    async def _execute(self, name: str, raw_input: Any, ctx: ToolContext) -> ToolResult:
+    def validate(self, name: str, raw_input: Any) -> BaseModel:
+        """The checked input of a call to `name`; a `ToolError` naming the field when it is bad."""
         t = self._tools.get(name)
         if t is None:
-            return ToolResult(ok=False, error=f"unknown tool {name!r}; available: {', '.join(self._tools)}")
+            raise ToolError(f"unknown tool {name!r}; available: {', '.join(self._tools)}")
         try:
-            args = t.input_model.model_validate(raw_input if raw_input is not None else {})
+            return t.input_model.model_validate(raw_input if raw_input is not None else {})
         except ValidationError as exc:
-            return ToolResult(ok=False, error=f"invalid input for {name}: {_describe(exc)}")
+            raise ToolError(f"invalid input for {name}: {_describe(exc)}") from None
+
+    async def _execute(self, name: str, raw_input: Any, ctx: ToolContext) -> ToolResult:
+        try:
+            args = self.validate(name, raw_input)
+        except ToolError as exc:
+            return ToolResult(ok=False, error=exc.message)
+        t = self._tools[name]
         try:
             output = await t.run(ctx, args)
         except ToolError as exc:

@@ -58,16 +58,20 @@ def _tree(ctx: ToolContext) -> TreeView:
     SummonInput,
 )
 async def summon_agent(ctx: ToolContext, args: SummonInput) -> dict[str, Any]:
-    request = SummonRequest(
-        call_id=ctx.call_id,
+    _tree(ctx)
+    return await ctx.agent.summon(summon_request(ctx.call_id, args))
+
+
+def summon_request(call_id: str, args: SummonInput) -> SummonRequest:
+    """What the tree receives for one `summon_agent` call (one call, or one of a parallel reply)."""
+    return SummonRequest(
+        call_id=call_id,
         vision=args.vision,
         specialization=args.specialization,
         max_iterations=args.max_iterations,
         budget=args.budget,
         context=args.context,
     )
-    _tree(ctx)
-    return await ctx.agent.summon(request)
 
 
 @tool(

@@ -65,6 +65,7 @@ def breathe_command(
     web_search: bool,
     allow_dirty: bool,
     dry_run: bool,
+    max_parallel: int = 3,
     verbose: bool,
     as_json: bool,
 ) -> int:
@@ -84,6 +85,7 @@ def breathe_command(
             gates=gates,
             web_search=web_search,
             allow_dirty=allow_dirty,
+            max_parallel=max_parallel,
         )
         if dry_run:
             return _dry_run(options, as_json)
@@ -240,6 +242,7 @@ def _dry_run(options: Any, as_json: bool) -> int:
         "budget_usd",
         "phase",
         "max_depth",
+        "max_parallel",
         "gates",
         "web_search",
     ):
