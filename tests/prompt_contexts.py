@@ -17,6 +17,7 @@ CONTEXTS: dict[str, dict[str, Any]] = {
         git_branch="keen/x/summon-A",
         depth=1,
         max_depth=3,
+        max_parallel=3,
         phases=[("EXPLORE", "look")],
         can_summon=True,
         has_validation=True,

@@ -27,6 +27,7 @@ class StubAgent:
     root_session_id = "session-test"
     branch_name = "main"
     depth = 0
+    max_parallel = 3
     phase = "implementation"
     tree = None
 

@@ -29,6 +29,7 @@ class AgentControls:
         self.root_session_id = spec.root_session_id
         self.branch_name = spec.branch_name
         self.depth = spec.depth
+        self.max_parallel = spec.max_parallel
 
     @property
     def phase(self) -> str:

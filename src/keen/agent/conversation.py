@@ -89,6 +89,7 @@ class ConversationAgent:
 
     branch_name = AGENT_KEY
     depth = 0
+    max_parallel = 0  # it cannot summon
 
     def __init__(
         self,

@@ -51,6 +51,7 @@ class AgentControl(Protocol):
     root_session_id: str
     branch_name: str
     depth: int
+    max_parallel: int  # children of one parent that may run at once
 
     @property
     def phase(self) -> str: ...

@@ -51,10 +51,12 @@ def _tree(ctx: ToolContext) -> TreeView:
     "summon_agent",
     "Hand a well-separated part of the work to a specialist child agent (frontend, backend, database, "
     "testing, security, devops, general). The child works on its own git branch in its own worktree "
-    "from your current commit (your pending changes are committed first) and you wait for it. When it "
-    "completes its branch is merged into yours (--no-ff); on a conflict the merge is aborted and you "
-    "get the conflicting files. Returns the child's status, summary, files, commits, merge result, "
-    "iterations and cost. Its budget and iterations come out of yours.",
+    "from your current commit (your pending changes are committed first) and you wait for it. Several "
+    "summon_agent calls in one reply run their children at the same time (up to --max-parallel) and "
+    "are merged in call order when all have finished. A completed child's branch is merged into yours "
+    "(--no-ff); on a conflict the merge is aborted and you get the conflicting files and the branch. "
+    "Returns the child's status, summary, files, commits, merge result, iterations and cost. Its "
+    "budget and iterations come out of yours.",
     SummonInput,
 )
 async def summon_agent(ctx: ToolContext, args: SummonInput) -> dict[str, Any]:
@@ -77,7 +79,7 @@ def summon_request(call_id: str, args: SummonInput) -> SummonRequest:
 @tool(
     "coordinate_agents",
     "Coordinate with your children: `status` (your children and the tree), `validate_sequential` "
-    "(checks that no parent runs more than one child at a time), `check_dependencies` (which of the "
+    "(checks that no parent runs more children at once than --max-parallel), `check_dependencies` (which of the "
     "given children finished and were merged), `sync_phase` (move yourself to `target_phase` once "
     "none of your children is running).",
     CoordinateInput,
@@ -92,7 +94,12 @@ async def coordinate_agents(ctx: ToolContext, args: CoordinateInput) -> dict[str
     if args.action == "validate_sequential":
         running = {n.branch: [c.branch for c in tree.running_children(sid)] for sid, n in nodes.items()}
         busy = {parent: kids for parent, kids in running.items() if kids}
-        return {"valid": all(len(kids) <= 1 for kids in busy.values()), "running_children": busy}
+        limit = ctx.agent.max_parallel
+        return {
+            "valid": all(len(kids) <= limit for kids in busy.values()),
+            "max_parallel": limit,
+            "running_children": busy,
+        }
     if args.action == "check_dependencies":
         if not args.dependencies:
             raise ToolError("check_dependencies needs `dependencies`: child branches or session ids")

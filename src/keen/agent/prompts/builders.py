@@ -29,6 +29,7 @@ def system_prompt(
         git_branch=spec.git_branch or "",
         depth=spec.depth,
         max_depth=spec.max_depth,
+        max_parallel=spec.max_parallel,
         phases=[(p.value, PHASE_PURPOSE[p]) for p in Phase],
         can_summon="summon_agent" in tool_names,
         has_validation="validate_project" in tool_names,
