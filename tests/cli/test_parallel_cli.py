@@ -107,3 +107,36 @@ def test_kill_9_during_parallel_children_then_resume_makes_the_same_tree(
     subjects = git(workspace, "log", "--merges", "--reverse", "--format=%s").splitlines()
     assert [s.split()[2] for s in subjects] == list(BRANCHES)
     _no_worktree_left(workspace, keen_home)
+
+
+def test_a_childs_work_survives_losing_its_worktree_as_a_machine_restart_would(
+    tmp_path: Path, keen_home: Path
+) -> None:
+    marker = tmp_path / "child.waiting"
+    script = write_script(
+        tmp_path / "s.json",
+        {
+            "main": [turn(summon("write the report of part A", "general")), complete("merged")],
+            "summon-A": [
+                turn(call("write_files", path="report.txt", content="half of the report\n")),
+                turn(call("run_command", command=f"touch {marker}; sleep 30", timeout_seconds=60)),
+                turn(call("edit_file", path="report.txt", old_text="half", new_text="all")),
+                complete("report written"),
+            ],
+        },
+    )
+    proc = start_keen(
+        ["breathe", "one child writes a report", "--model", f"scripted:{script}", "--dir", "w"], tmp_path
+    )
+    wait_for(marker.exists)
+    proc.kill()
+    proc.wait(timeout=10)
+    db = sqlite3.connect(keen_home / "keen.db")
+    root = db.execute("select short_id from sessions where depth = 0").fetchone()[0]
+    worktree = Path(db.execute("select workspace from sessions where depth = 1").fetchone()[0])
+    assert (worktree / "report.txt").exists()
+    subprocess.run(["rm", "-rf", str(worktree)], check=True)  # what a restart does to a tmpfs worktree
+    resumed = run_keen("sessions", "resume", root, "--json", cwd=tmp_path, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["status"] == "completed"
+    assert (tmp_path / "w" / "report.txt").read_text() == "all of the report\n"

@@ -152,6 +152,9 @@ class Agent:
             event = await self.recorder.run_tool(
                 call, partial(self.deps.tools.execute, call.name, call.input, ctx)
             )
+            tool = self.deps.tools.get(call.name)
+            if self.deps.tree is not None and tool is not None and not tool.read_only:
+                await self.deps.tree.snapshot(self)
             await self._observe_result(call, event)
 
     async def _summon_together(self, calls: list[ToolUsePart]) -> None:

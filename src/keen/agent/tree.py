@@ -18,12 +18,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from keen.agent import worktrees
 from keen.agent.spec import ROOT_BRANCH, AgentDeps, AgentSpec
-from keen.errors import WorkspaceError
 from keen.events import types as ev
 from keen.events.projections import Node, TreeProjection
 from keen.events.types import Event
-from keen.gitrepo import GitRepo
 from keen.tools.context import SummonRequest
 from keen.tools.registry import ToolError
 
@@ -179,7 +178,8 @@ class Tree:
         finally:
             for slot in slots:
                 if isinstance(slot, _Child):
-                    await self._remove_worktree(parent.repo, slot.path)
+                    ref = worktrees.snapshot_ref(self.root_short_id, slot.path.name)
+                    await worktrees.remove(parent.repo, slot.path, ref)
 
     async def _prepare(self, parent: Agent, request: SummonRequest) -> _Child:
         """Spawn the child of one call (or find it again after a resume)."""
@@ -189,7 +189,8 @@ class Tree:
             if child_id in self.finished:
                 return _Child(child_id, path, finished=self.finished[child_id])
             if not path.is_dir():
-                await self._restore_worktree(parent.repo, path, record["git_branch"])
+                ref = worktrees.snapshot_ref(self.root_short_id, str(record["branch"]))
+                await worktrees.restore(parent.repo, path, record["git_branch"], ref)
             spec, deps = self._resumed_child(parent, child_id, record, path)
             return _Child(child_id, path, spec, deps, resume=True)
         self._check_limits(parent, request)
@@ -207,7 +208,7 @@ class Tree:
             name = child_branch_name(parent.spec.branch_name, self._spawn_count(parent))
         git_branch = git_branch_name(self.root_short_id, name)
         path = self.worktrees_dir / self.root_short_id / name
-        await self._fresh_worktree(repo, path, git_branch)
+        await worktrees.create(repo, path, git_branch)
         start = await repo.head()
         deps = parent.deps
         meter = deps.meter.child(request.budget)
@@ -281,15 +282,6 @@ class Tree:
             if created.parent_session_id == parent_id and options.get("call_id") == call_id:
                 return None if child_id in spawned else created
         return None
-
-    async def _fresh_worktree(self, repo: GitRepo, path: Path, git_branch: str) -> None:
-        """A new worktree on a new branch; what a crash left of an earlier try is removed first
-        (no child ran there: its child.spawned was never recorded)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        await self._remove_worktree(repo, path)
-        if (await repo.run("rev-parse", "--verify", "-q", f"refs/heads/{git_branch}", check=False)).ok:
-            await repo.run("branch", "-D", git_branch, check=False)
-        await repo.run("worktree", "add", "-q", "-b", git_branch, str(path), "HEAD")
 
     def _check_limits(self, parent: Agent, request: SummonRequest) -> None:
         if request.specialization not in SPECIALIZATIONS:
@@ -402,17 +394,13 @@ class Tree:
             ),
         }
 
-    async def _remove_worktree(self, repo: GitRepo, path: Path) -> None:
-        if path.exists():
-            await repo.run("worktree", "remove", "--force", str(path), check=False)
-        await repo.run("worktree", "prune", check=False)
-
-    async def _restore_worktree(self, repo: GitRepo, path: Path, git_branch: str) -> None:
-        await repo.run("worktree", "prune", check=False)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        result = await repo.run("worktree", "add", "-q", str(path), git_branch, check=False)
-        if not result.ok:
-            raise WorkspaceError(f"cannot restore the worktree of {git_branch}: {result.stderr.strip()}")
+    async def snapshot(self, agent: Agent) -> None:
+        """Keep what a child has changed so far safe from a machine restart (its worktree may
+        live on a memory file system)."""
+        if agent.spec.parent_session_id is not None:
+            await worktrees.snapshot(
+                agent.repo, worktrees.snapshot_ref(self.root_short_id, agent.spec.branch_name)
+            )
 
     # -- reading the tree -----------------------------------------------------------------------
 

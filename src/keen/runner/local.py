@@ -17,6 +17,7 @@ from keen.agent.budget import Budget, BudgetMeter, IterationPool, Meter
 from keen.agent.loop import Agent
 from keen.agent.spec import AgentDeps, AgentResult, AgentSpec
 from keen.agent.tree import ChildSessions, Tree
+from keen.agent.worktrees import worktrees_root
 from keen.aio import uncancellable
 from keen.config import Settings
 from keen.errors import InputError
@@ -114,7 +115,7 @@ class LocalRunner:
 
         tree = Tree(
             root_short_id=short_id,
-            worktrees_dir=self.settings.keen_home / "worktrees",
+            worktrees_dir=worktrees_root(self.settings.keen_home),
             sessions=self.sessions,
         )
         return AgentDeps(

@@ -1,0 +1,89 @@
+"""Children's git worktrees: made, snapshotted, restored and removed.
+
+Checking out every file of a project is most of what a summon costs on a slow disk, so
+worktrees live on a memory file system where there is one (`worktrees_root`). What a child
+changes there is not lost if the machine restarts: after each tool call that may write, its
+work tree is snapshotted into a ref in the repository (on disk), and a worktree restored after
+a restart gets those changes back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from keen.errors import WorkspaceError
+from keen.gitrepo import GitRepo, git_env
+
+MEMORY_FS = Path("/dev/shm")
+
+
+def worktrees_root(keen_home: Path) -> Path:
+    """Where children's worktrees go: a folder of this keen home on tmpfs when the machine has
+    one, else `$KEEN_HOME/worktrees`."""
+    if MEMORY_FS.is_dir() and os.access(MEMORY_FS, os.W_OK | os.X_OK):
+        home = hashlib.sha256(str(keen_home.resolve()).encode()).hexdigest()[:16]
+        return MEMORY_FS / f"keen-{os.getuid()}" / home
+    return keen_home / "worktrees"
+
+
+def snapshot_ref(root_short_id: str, branch_name: str) -> str:
+    return f"refs/keen/{root_short_id}/{branch_name}/snapshot"
+
+
+async def create(repo: GitRepo, path: Path, git_branch: str) -> None:
+    """A new worktree on a new branch from HEAD. What a crash left of an earlier try (the
+    branch, a worktree on it) is removed first: no child ran there, its child.spawned was
+    never recorded."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    await remove(repo, path)
+    for other in await _worktrees_on(repo, git_branch):
+        await remove(repo, other)
+    if (await repo.run("rev-parse", "--verify", "-q", f"refs/heads/{git_branch}", check=False)).ok:
+        await repo.run("branch", "-D", git_branch, check=False)
+    await repo.run("worktree", "add", "-q", "-b", git_branch, str(path), "HEAD")
+
+
+async def restore(repo: GitRepo, path: Path, git_branch: str, snapshot: str) -> None:
+    """The worktree of an interrupted child again, with its last snapshot's changes."""
+    await repo.run("worktree", "prune", check=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    result = await repo.run("worktree", "add", "-q", str(path), git_branch, check=False)
+    if not result.ok:
+        raise WorkspaceError(f"cannot restore the worktree of {git_branch}: {result.stderr.strip()}")
+    if (await repo.run("rev-parse", "--verify", "-q", snapshot, check=False)).ok:
+        await GitRepo(path).run("restore", f"--source={snapshot}", "--worktree", "--", ":/", check=False)
+
+
+async def snapshot(worktree: GitRepo, ref: str) -> None:
+    """Record the worktree's files (tracked and untracked, ignored ones left out) in `ref`,
+    without touching its index or branch."""
+    git_dir = Path((await worktree.run("rev-parse", "--absolute-git-dir")).stdout.strip())
+    index = git_dir / "keen-snapshot-index"
+    env = {**git_env(), "GIT_INDEX_FILE": str(index)}
+    if not index.exists() and (git_dir / "index").exists():
+        index.write_bytes((git_dir / "index").read_bytes())  # its stat data makes `add` fast
+    await worktree.run("add", "-A", env=env)
+    tree = (await worktree.run("write-tree", env=env)).stdout.strip()
+    commit = (await worktree.run("commit-tree", tree, "-p", "HEAD", "-m", "keen: snapshot")).stdout.strip()
+    await worktree.run("update-ref", ref, commit)
+
+
+async def remove(repo: GitRepo, path: Path, snapshot: str | None = None) -> None:
+    if path.exists():
+        await repo.run("worktree", "remove", "--force", str(path), check=False)
+    await repo.run("worktree", "prune", check=False)
+    if snapshot is not None:
+        await repo.run("update-ref", "-d", snapshot, check=False)
+
+
+async def _worktrees_on(repo: GitRepo, git_branch: str) -> list[Path]:
+    listing = (await repo.run("worktree", "list", "--porcelain", check=False)).stdout
+    found, current = [], None
+    for line in listing.splitlines():
+        if line.startswith("worktree "):
+            current = Path(line.removeprefix("worktree "))
+        elif line == f"branch refs/heads/{git_branch}" and current is not None:
+            found.append(current)
+    return found
