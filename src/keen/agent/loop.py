@@ -149,13 +149,17 @@ class Agent:
                 call_id=call.id,
                 secret_values=self.deps.secret_values,
             )
-            event = await self.recorder.run_tool(
-                call, partial(self.deps.tools.execute, call.name, call.input, ctx)
-            )
-            tool = self.deps.tools.get(call.name)
-            if self.deps.tree is not None and tool is not None and not tool.read_only:
-                await self.deps.tree.snapshot(self)
+            event = await self.recorder.run_tool(call, partial(self._execute, call, ctx))
             await self._observe_result(call, event)
+
+    async def _execute(self, call: ToolUsePart, ctx: ToolContext) -> ToolResult:
+        """Run one call; a child's writes are snapshotted before its result is recorded, so a
+        recorded result never stands for work a restart could lose."""
+        result = await self.deps.tools.execute(call.name, call.input, ctx)
+        tool = self.deps.tools.get(call.name)
+        if self.deps.tree is not None and tool is not None and not tool.read_only:
+            await self.deps.tree.snapshot(self)
+        return result
 
     async def _summon_together(self, calls: list[ToolUsePart]) -> None:
         """Several `summon_agent` calls in one reply: their children run at the same time and the
