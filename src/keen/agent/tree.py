@@ -176,10 +176,12 @@ class Tree:
                     results.append(await self._merge_and_report(parent, slot.session_id, slot.finished))
             return results
         finally:
-            for slot in slots:
-                if isinstance(slot, _Child):
-                    ref = worktrees.snapshot_ref(self.root_short_id, slot.path.name)
-                    await worktrees.remove(parent.repo, slot.path, ref)
+            children = [slot for slot in slots if isinstance(slot, _Child)]
+            await worktrees.remove_all(
+                parent.repo,
+                [c.path for c in children],
+                [worktrees.snapshot_ref(self.root_short_id, c.path.name) for c in children],
+            )
 
     async def _prepare(self, parent: Agent, request: SummonRequest) -> _Child:
         """Spawn the child of one call (or find it again after a resume)."""

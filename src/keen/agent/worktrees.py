@@ -9,6 +9,7 @@ a restart gets those changes back.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from pathlib import Path
@@ -70,12 +71,19 @@ async def snapshot(worktree: GitRepo, ref: str) -> None:
     await worktree.run("update-ref", ref, commit)
 
 
-async def remove(repo: GitRepo, path: Path, snapshot: str | None = None) -> None:
+async def remove(repo: GitRepo, path: Path) -> None:
     if path.exists():
         await repo.run("worktree", "remove", "--force", str(path), check=False)
     await repo.run("worktree", "prune", check=False)
-    if snapshot is not None:
-        await repo.run("update-ref", "-d", snapshot, check=False)
+
+
+async def remove_all(repo: GitRepo, paths: list[Path], snapshots: list[str]) -> None:
+    """Remove several children's worktrees at once (a cancel must end quickly), and their snapshots."""
+    await asyncio.gather(
+        *(repo.run("worktree", "remove", "--force", str(p), check=False) for p in paths if p.exists())
+    )
+    await repo.run("worktree", "prune", check=False)
+    await asyncio.gather(*(repo.run("update-ref", "-d", ref, check=False) for ref in snapshots))
 
 
 async def _worktrees_on(repo: GitRepo, git_branch: str) -> list[Path]:
