@@ -42,9 +42,9 @@ from keen.llm.base import (
     Turn,
     estimate_tokens,
 )
+from keen.text import cut_middle
 from keen.tools import read_only_tools
 from keen.tools.context import ToolContext
-from keen.tools.output import cut_middle
 from keen.tools.registry import ToolError, ToolResult
 from keen.tools.workspace import Workspace
 
