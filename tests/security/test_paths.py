@@ -133,7 +133,9 @@ async def test_a_symlink_swapped_during_file_operations_lands_nothing_outside(
         if "OUTSIDE" in str(read.output):
             outside_reads += 1
         await _call(workspace, "delete_files", {"paths": [f"d/del{i}.txt"]})
-        await _call(workspace, "edit_file", {"path": "d/edit.txt", "old_text": "END", "new_text": f"{i}. END"})
+        await _call(
+            workspace, "edit_file", {"path": "d/edit.txt", "old_text": "END", "new_text": f"{i}. END"}
+        )
 
     outside_writes = sum(1 for i in range(RACE_ROUNDS) if (outside / f"w{i}.txt").exists())
     outside_deletes = sum(1 for i in range(RACE_ROUNDS) if not (outside / f"del{i}.txt").exists())
