@@ -173,7 +173,7 @@ def test_a_catastrophic_regex_neither_spins_nor_blocks_sigterm(
         time.sleep(1.0)  # the search has begun (and, linear, long finished)
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
+        _, err = proc.communicate(timeout=20)
     finally:
         proc.kill()
     assert time.monotonic() - sent < 15
@@ -183,3 +183,43 @@ def test_a_catastrophic_regex_neither_spins_nor_blocks_sigterm(
     assert shown["status"] == "cancelled"
     search = _finished(shown, "search_files")[0]
     assert search["ok"] and search["output"]["count"] == 0
+
+
+def test_a_long_search_stops_when_keen_is_interrupted(
+    tmp_path: Path, workspace: Path, keen_home: Path
+) -> None:
+    data = workspace / "data"  # searched, so not ignored: committed
+    data.mkdir()
+    (data / "f0.txt").write_text("x\n" * 1_000_000 + "needle\n")  # passes the whole-file test
+    for i in range(1, 20):
+        os.link(data / "f0.txt", data / f"f{i}.txt")
+    git(workspace, "add", "-A")
+    git(workspace, "commit", "-q", "-m", "data")
+    script = write_script(
+        tmp_path / "script.json", [turn(call("search_files", pattern="^needle$", path="data")), complete()]
+    )
+    proc = start_keen(
+        [
+            "breathe",
+            "search a large tree for a needle",
+            "--model",
+            f"scripted:{script}",
+            "--dir",
+            "w",
+            "--json",
+        ],
+        tmp_path,
+    )
+    db_path = keen_home / "keen.db"
+    try:
+        wait_for(lambda: event_count(db_path, "tool.started") >= 1, timeout=60)
+        time.sleep(1.0)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert time.monotonic() - sent < 10
+    session_id = sqlite3.connect(db_path).execute("select id from sessions").fetchone()[0]
+    assert _show(tmp_path, session_id)["status"] == "cancelled"
