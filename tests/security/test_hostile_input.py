@@ -21,22 +21,18 @@ MIB = 1024 * 1024
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    """A committed git repository whose `big/` folder is ignored (large files, no git cost)."""
-    root = tmp_path / "w"
-    root.mkdir()
-    git(root, "init", "-q", "-b", "main")
-    (root / ".gitignore").write_text("big/\n")
-    (root / "README.md").write_text("# demo\n")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "initial")
-    return root
+def workspace(repo: Path) -> Path:
+    """The test repository, its `big/` folder ignored (large files, no git cost)."""
+    (repo / ".gitignore").write_text("big/\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "ignore big/")
+    return repo
 
 
 def _breathe(tmp_path: Path, turns: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
     script = write_script(tmp_path / "script.json", turns)
     done = run_keen(
-        "breathe", "handle what the model sends", "--model", f"scripted:{script}", "--dir", "w", "--json",
+        "breathe", "handle what the model sends", "--model", f"scripted:{script}", "--dir", "repo", "--json",
         cwd=tmp_path, timeout=180,
     )  # fmt: skip
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
@@ -155,30 +151,10 @@ def test_a_catastrophic_regex_neither_spins_nor_blocks_sigterm(
             turn(call("report_complete", summary="late"), delay_ms=60_000),
         ],
     )
-    proc = start_keen(
-        [
-            "breathe",
-            "search for a pathological pattern",
-            "--model",
-            f"scripted:{script}",
-            "--dir",
-            "w",
-            "--json",
-        ],
-        tmp_path,
-    )
-    db_path = keen_home / "keen.db"
-    try:
-        wait_for(lambda: event_count(db_path, "tool.started") >= 1, timeout=60)
-        time.sleep(1.0)  # the search has begun (and, linear, long finished)
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=20)
-    finally:
-        proc.kill()
-    assert time.monotonic() - sent < 15
+    code, waited, err, session_id = _signal_during_a_tool(tmp_path, keen_home, script, signal.SIGTERM)
+
+    assert waited < 15 and code == 130
     assert "Traceback" not in err, err[-3000:]
-    session_id = sqlite3.connect(db_path).execute("select id from sessions").fetchone()[0]
     shown = _show(tmp_path, session_id)
     assert shown["status"] == "cancelled"
     search = _finished(shown, "search_files")[0]
@@ -198,28 +174,29 @@ def test_a_long_search_stops_when_keen_is_interrupted(
     script = write_script(
         tmp_path / "script.json", [turn(call("search_files", pattern="^needle$", path="data")), complete()]
     )
+    code, waited, _, session_id = _signal_during_a_tool(tmp_path, keen_home, script, signal.SIGINT)
+
+    assert code == 130 and waited < 10
+    assert _show(tmp_path, session_id)["status"] == "cancelled"
+
+
+def _signal_during_a_tool(
+    tmp_path: Path, keen_home: Path, script: Path, sig: signal.Signals
+) -> tuple[int, float, str, str]:
+    """Run the script, send `sig` a second after the first tool started: exit code, seconds
+    keen took to exit after it, stderr, session id."""
     proc = start_keen(
-        [
-            "breathe",
-            "search a large tree for a needle",
-            "--model",
-            f"scripted:{script}",
-            "--dir",
-            "w",
-            "--json",
-        ],
-        tmp_path,
+        ["breathe", "work until interrupted", "--model", f"scripted:{script}", "--dir", "repo"], tmp_path
     )
     db_path = keen_home / "keen.db"
     try:
         wait_for(lambda: event_count(db_path, "tool.started") >= 1, timeout=60)
         time.sleep(1.0)
         sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=30)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=30)
+        waited = time.monotonic() - sent
     finally:
         proc.kill()
-    assert proc.returncode == 130
-    assert time.monotonic() - sent < 10
     session_id = sqlite3.connect(db_path).execute("select id from sessions").fetchone()[0]
-    assert _show(tmp_path, session_id)["status"] == "cancelled"
+    return proc.returncode, waited, err, session_id

@@ -21,7 +21,7 @@ from keen.tools.registry import ToolRegistry, ToolResult
 from keen.tools.workspace import Workspace
 
 REGISTRY = ToolRegistry([*files.TOOLS, *search.TOOLS, *shell.TOOLS])
-RACE_ROUNDS = 1000  # four file operations each
+RACE_ROUNDS = 500  # four file operations each
 
 
 @pytest.fixture

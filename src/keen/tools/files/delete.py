@@ -6,11 +6,11 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from keen.errors import PathEscapeError
 from keen.tools.context import ToolContext
-from keen.tools.files.inputs import single_to_list
+from keen.tools.files.inputs import PathList
 from keen.tools.registry import ToolError, tool
 from keen.tools.workspace import Workspace
 
@@ -18,15 +18,10 @@ from keen.tools.workspace import Workspace
 class DeleteFilesInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    paths: list[str] = Field(
+    paths: PathList = Field(
         min_length=1, max_length=200, description="Paths to delete, relative to the workspace."
     )
     recursive: bool = Field(default=False, description="Allow deleting directories with everything in them.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _one_path(cls, data: Any) -> Any:
-        return single_to_list(data, "paths")
 
 
 @tool(

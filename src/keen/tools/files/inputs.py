@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
 
 
-def single_to_list(data: Any, key: str) -> Any:
+def _listed(value: Any) -> Any:
     """Accept `"a.py"` where a list of paths is expected: models often send one path bare."""
-    if isinstance(data, dict) and isinstance(data.get(key), str):
-        return {**data, key: [data[key]]}
-    return data
+    return [value] if isinstance(value, str) else value
+
+
+PathList = Annotated[list[str], BeforeValidator(_listed)]

@@ -6,12 +6,12 @@ import asyncio
 import errno
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from keen.errors import PathEscapeError
 from keen.text import looks_binary
 from keen.tools.context import ToolContext
-from keen.tools.files.inputs import single_to_list
+from keen.tools.files.inputs import PathList
 from keen.tools.registry import tool
 from keen.tools.workspace import Workspace
 
@@ -24,17 +24,12 @@ MAX_CALL_BYTES = 10 * MIB
 class ReadFilesInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    paths: list[str] = Field(
+    paths: PathList = Field(
         min_length=1, max_length=100, description="Files to read, relative to the workspace."
     )
     max_bytes: int = Field(
         default=MIB, ge=1, le=MAX_FILE_BYTES, description="Bytes to read at most from each file."
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _one_path(cls, data: Any) -> Any:
-        return single_to_list(data, "paths")
 
 
 @tool(
