@@ -17,6 +17,12 @@ def cut_middle(text: str, limit: int = DEFAULT_LIMIT) -> str:
     return f"{text[:head]}\n[... {cut} characters cut by keen ...]\n{text[-tail:]}"
 
 
+def clip(text: str, limit: int) -> str:
+    """At most `limit` characters of `text`, its start kept and an ellipsis for the rest (one-line
+    displays and titles)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def excerpt(text: str, at: int, limit: int) -> str:
     """At most `limit` characters of `text` around position `at` (a match in a minified line)."""
     if len(text) <= limit:
