@@ -176,7 +176,9 @@ def _walk_dir(
                 continue
             try:
                 rules.load(entry.rel, child_fd)
-                yield from _walk_dir(child_fd, PurePosixPath(entry.rel), depth + 1, max_depth, include_hidden, rules, stats)
+                yield from _walk_dir(
+                    child_fd, PurePosixPath(entry.rel), depth + 1, max_depth, include_hidden, rules, stats
+                )
             finally:
                 os.close(child_fd)
 

@@ -37,10 +37,11 @@ def input_problem(value: Any) -> str | None:
                 total += len(name)
                 stack.append((child, depth + 1, f"{where}.{name}" if where else name))
         elif isinstance(item, list):
-            stack.extend((child, depth + 1, f"{where}.{i}" if where else str(i)) for i, child in enumerate(item))
+            stack.extend(
+                (child, depth + 1, f"{where}.{i}" if where else str(i)) for i, child in enumerate(item)
+            )
         else:
             total += _SCALAR_BYTES
         if total > MAX_INPUT_BYTES:
             return f"input is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB; split the work into several calls"
     return None
-

@@ -9,6 +9,9 @@ it stays beneath the root. The operation then acts on the final name relative to
 directory opened. Writes go to a temporary file renamed over the target, so a hard link to a
 file outside is replaced, never written through. Any path that resolves into `.git` (a symlink
 `g -> .git` included) counts as `.git`.
+
+This is what `openat2(RESOLVE_BENEATH)` does in the kernel, done in user space so that one code
+path serves every POSIX system keen runs on.
 """
 
 from __future__ import annotations
@@ -85,12 +88,12 @@ class Workspace:
     def stat(self, path: str) -> os.stat_result | None:
         """What `path` leads to (symlinks inside the workspace followed); None when nothing."""
         with self._at(path) as loc:
-            return self._stat(loc, follow=False)
+            return self._stat(loc)
 
     def lstat(self, path: str) -> os.stat_result | None:
         """What the final name of `path` is itself (a symlink is not followed); None when nothing."""
         with self._at(path, follow_last=False) as loc:
-            return self._stat(loc, follow=False)
+            return self._stat(loc)
 
     # -- operations -----------------------------------------------------------------------------
 
@@ -119,7 +122,7 @@ class Workspace:
         """
         with self._at(path, write=True) as loc:
             self._require_name(loc)
-            current = self._stat(loc, follow=False)
+            current = self._stat(loc)
             if current is not None and stat.S_ISDIR(current.st_mode):
                 raise IsADirectoryError(errno.EISDIR, "is a directory", path)
             mode = stat.S_IMODE(current.st_mode) if current is not None else 0o666
@@ -147,7 +150,7 @@ class Workspace:
         """Delete `path` (a symlink itself, not what it points to); returns what it was."""
         with self._at(path, write=True, follow_last=False) as loc:
             self._require_name(loc)
-            current = self._stat(loc, follow=False)
+            current = self._stat(loc)
             if current is None:
                 raise FileNotFoundError(errno.ENOENT, "does not exist", path)
             if not stat.S_ISDIR(current.st_mode):
@@ -275,13 +278,14 @@ class Workspace:
             raise IsADirectoryError(errno.EISDIR, "is the workspace root", ".")
 
     @staticmethod
-    def _stat(loc: _Location, *, follow: bool) -> os.stat_result | None:
+    def _stat(loc: _Location) -> os.stat_result | None:
+        """The final name itself: resolution has already followed what was to be followed."""
         if loc.missing:
             return None
         try:
             if not loc.name:
                 return os.fstat(loc.dir_fd)
-            return os.stat(loc.name, dir_fd=loc.dir_fd, follow_symlinks=follow)
+            return os.stat(loc.name, dir_fd=loc.dir_fd, follow_symlinks=False)
         except OSError as exc:
             if exc.errno in (errno.ENOENT, errno.ENAMETOOLONG):
                 return None

@@ -81,4 +81,3 @@ def _with_file_line_endings(text: str, old: str, new: str) -> tuple[str, str, in
         if crlf_count:
             return crlf_old, new.replace("\r\n", "\n").replace("\n", "\r\n"), crlf_count
     return old, new, count
-
