@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from keen.tools import files
+from keen.tools.files import tree
 
 # --- get_project_tree -----------------------------------------------------------------------
 
@@ -91,14 +92,14 @@ async def test_tree_stops_at_max_depth_and_starts_at_path(call, root: Path) -> N
 
 
 async def test_tree_says_when_capped(call, root: Path) -> None:
-    for i in range(files.MAX_TREE_ENTRIES + 5):
+    for i in range(tree.MAX_TREE_ENTRIES + 5):
         (root / f"f{i:05d}.txt").write_text("")
 
     result = await call("get_project_tree", {})
 
     assert result.ok
     assert result.output["truncated"] is True
-    assert result.output["files"] == files.MAX_TREE_ENTRIES
+    assert result.output["files"] == tree.MAX_TREE_ENTRIES
     assert "stopped after" in result.output["note"]
 
 

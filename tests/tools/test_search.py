@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
+import pytest
+
 from keen.tools import search
+from keen.tools.workspace import Workspace
 
 
 def _hits(result) -> list[tuple[str, int, str]]:
@@ -120,3 +124,43 @@ async def test_search_path_outside_the_workspace_is_refused(call) -> None:
 
 def test_search_files_is_read_only() -> None:
     assert [t.read_only for t in search.TOOLS] == [True]
+
+
+@pytest.mark.timeout(60)
+async def test_a_pattern_that_backtracks_catastrophically_matches_in_linear_time(call, root: Path) -> None:
+    (root / "a.txt").write_text("a" * 100_000 + "!\n" + "a" * 10 + "\n")
+
+    result = await call("search_files", {"pattern": "(a+)+$"})
+
+    assert _hits(result) == [("a.txt", 2, "a" * 10)]
+
+
+async def test_lookaround_and_backreferences_are_refused_naming_the_syntax(call) -> None:
+    for pattern in (r"(?<=x)y", r"(\w)\1"):
+        result = await call("search_files", {"pattern": pattern})
+
+        assert not result.ok and "RE2 syntax" in result.error, pattern
+
+
+async def test_line_anchors_keep_their_per_line_meaning(call, root: Path) -> None:
+    (root / "f.txt").write_text("x abc\nabc x\nzz abc\n")
+
+    starts = await call("search_files", {"pattern": r"\Aabc"})
+    ends = await call("search_files", {"pattern": r"abc\z"})
+    no_multiline = await call("search_files", {"pattern": r"(?-m)^abc"})
+
+    assert [h[1] for h in _hits(starts)] == [2]
+    assert [h[1] for h in _hits(ends)] == [1, 3]
+    assert [h[1] for h in _hits(no_multiline)] == [2]
+
+
+def test_a_stopped_search_reads_no_further(root: Path) -> None:
+    for i in range(5):
+        (root / f"f{i}.txt").write_text("needle\n")
+    args = search.SearchFilesInput(pattern="needle")
+    stop = threading.Event()
+    stop.set()
+
+    result = search._search(Workspace(root), [f"f{i}.txt" for i in range(5)], args, stop)
+
+    assert result["files_searched"] == 0 and result["matches"] == []

@@ -132,3 +132,96 @@ async def test_writes_into_git_are_refused(call, repo: Path, path: str) -> None:
     assert not edit.ok and ".git" in edit.error
     assert (repo / ".git" / "config").read_text() == before
     assert not (repo / ".git" / "hooks" / "pre-commit").exists()
+
+
+# --- race-free operations ---------------------------------------------------------------------
+
+
+def test_symlinks_inside_are_followed_by_hand_relative_absolute_and_chained(root: Path) -> None:
+    (root / "src" / "pkg").mkdir(parents=True)
+    (root / "src" / "pkg" / "mod.py").write_text("x = 1\n")
+    os.symlink("src/pkg", root / "rel")
+    os.symlink(root / "src", root / "abs")
+    os.symlink("rel", root / "chain")
+    os.symlink("../src/pkg/mod.py", root / "src" / "up.py")
+    ws = Workspace(root)
+
+    for path in ("rel/mod.py", "abs/pkg/mod.py", "chain/mod.py", "src/up.py"):
+        assert ws.read(path) == (6, b"x = 1\n"), path
+        assert ws.real(path) == "src/pkg/mod.py"
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"), [("../../outside", "symlink"), ("/etc", "symlink"), ("loop", "too many levels")]
+)
+def test_symlinks_out_or_in_a_loop_are_refused(root: Path, outside: Path, target: str, reason: str) -> None:
+    (root / "sub").mkdir()
+    os.symlink(target, root / "sub" / "link")
+    os.symlink("link", root / "sub" / "loop")
+    ws = Workspace(root)
+
+    for operation in (lambda: ws.read("sub/link/x"), lambda: ws.write("sub/link/x", b"x")):
+        with pytest.raises(PathEscapeError, match=reason):
+            operation()
+
+
+def test_write_replaces_the_file_keeping_its_mode_and_leaves_no_temp_file(root: Path) -> None:
+    script = root / "run.sh"
+    script.write_text("old")
+    script.chmod(0o755)
+    os.symlink("run.sh", root / "alias.sh")
+    ws = Workspace(root)
+
+    ws.write("alias.sh", b"new")
+
+    assert script.read_text() == "new" and (script.stat().st_mode & 0o777) == 0o755
+    assert os.path.islink(root / "alias.sh")  # written through the link inside, not replaced
+    assert sorted(p.name for p in root.iterdir()) == ["alias.sh", "run.sh"]
+
+
+def test_a_failed_write_removes_its_temp_file(root: Path) -> None:
+    (root / "adir").mkdir()
+    ws = Workspace(root)
+
+    with pytest.raises(IsADirectoryError):
+        ws.write("adir", b"x")
+    with pytest.raises(OSError):
+        ws.write("n" * 300, b"x")
+
+    assert sorted(p.name for p in root.iterdir()) == ["adir"]
+
+
+def test_directories_are_never_created_inside_git_through_a_symlink(repo: Path) -> None:
+    os.symlink(".git", repo / "g")
+    ws = Workspace(repo)
+
+    with pytest.raises(PathEscapeError, match=r"\.git"):
+        ws.make_parents("g/newdir/deeper/file")
+    with pytest.raises(PathEscapeError, match=r"\.git"):
+        ws.remove("g/HEAD")
+
+    assert not (repo / ".git" / "newdir").exists() and (repo / ".git" / "HEAD").exists()
+    assert ws.remove("g") == "file" and (repo / ".git").is_dir()  # the link itself may go
+
+
+def test_remove_deletes_a_symlink_not_its_target_and_a_tree_only_when_asked(
+    root: Path, outside: Path
+) -> None:
+    (root / "d" / "e").mkdir(parents=True)
+    (root / "d" / "e" / "f.txt").write_text("f")
+    os.symlink(outside, root / "d" / "out")
+    ws = Workspace(root)
+
+    with pytest.raises(IsADirectoryError):
+        ws.remove("d")
+    assert ws.remove("d", recursive=True) == "directory"
+
+    assert not (root / "d").exists()
+    assert (outside / "secret.txt").read_text() == "OUTSIDE-SECRET"
+
+
+def test_reading_a_fifo_does_not_block(root: Path) -> None:
+    os.mkfifo(root / "pipe")
+
+    with pytest.raises(OSError, match="not a regular file"):
+        Workspace(root).read("pipe")

@@ -13,7 +13,7 @@ from typing import Any
 
 from keen.agent.prompts.render import render
 from keen.llm.base import Message, TextPart, ToolResultPart, ToolUsePart
-from keen.tools.output import cut_middle
+from keen.text import cut_middle
 
 KEEP_WHOLE_MESSAGES = 6
 SHORTENED_RESULT_CHARS = 1_500

@@ -42,9 +42,9 @@ from keen.llm.base import (
     Turn,
     estimate_tokens,
 )
+from keen.text import clip, cut_middle
 from keen.tools import read_only_tools
 from keen.tools.context import SummonRequest, ToolContext, TreeView
-from keen.tools.output import cut_middle
 from keen.tools.registry import ToolError, ToolResult
 from keen.tools.workspace import Workspace
 
@@ -289,7 +289,7 @@ class ConversationAgent:
         """A vision made of the person's own messages (newest kept when they are many)."""
         messages = [cut_middle(m, FALLBACK_MESSAGE_CHARS) for m in self.user_messages()]
         first = " ".join(messages[0].split()) if messages else "the work discussed"
-        title = first if len(first) <= 80 else first[:79] + "…"
+        title = clip(first, 80)
         omitted = 0
         while True:
             text = render(

@@ -33,6 +33,7 @@ from keen.cli.common import EXIT_INTERRUPTED, EXIT_OK, stdout_console
 from keen.errors import InputError, KeenError
 from keen.events import types as ev
 from keen.events.bus import WAITING, LiveDelta
+from keen.text import clip
 
 if TYPE_CHECKING:
     from keen.config import Settings
@@ -164,7 +165,7 @@ def _brief(value: Any, limit: int = 100) -> str:
     import json
 
     text = json.dumps(value, ensure_ascii=False, default=str) if value else ""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clip(text, limit)
 
 
 def chat_workspace(directory: Path | None) -> Path:

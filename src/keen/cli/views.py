@@ -18,6 +18,7 @@ from keen.events import types as ev
 from keen.events.bus import Item, LiveDelta
 from keen.events.projections import Node, TreeProjection
 from keen.events.types import Event
+from keen.text import clip
 
 STATUS_STYLE = {
     "completed": "green",
@@ -38,7 +39,7 @@ def money(value: Decimal | str | None) -> str:
 def _short(value: Any, limit: int = 90) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clip(text, limit)
 
 
 def event_line(event: Event, branches: dict[str, str] | None = None) -> Text:

@@ -18,6 +18,7 @@ from keen.agent.prompts.render import render
 from keen.agent.vision import MAX_VISION_CHARS, check_vision
 from keen.errors import InputError
 from keen.gitrepo import GitRepo
+from keen.text import clip
 
 DEFAULT_NAME = "vision.md"
 TITLE_CHARS = 80
@@ -104,7 +105,7 @@ def title_of(statement: str) -> str:
     for line in statement.splitlines():
         text = " ".join(line.strip().lstrip("#").split())
         if text:
-            return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1] + "…"
+            return clip(text, TITLE_CHARS)
     return "Vision"
 
 

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from keen.text import valid_text
+
 SESSION_CREATED = "session.created"
 SESSION_STARTED = "session.started"
 SESSION_RESUMED = "session.resumed"
@@ -112,14 +114,26 @@ class Event:
         }
 
 
-def json_safe(value: Any) -> Any:
-    """Event data as plain JSON: money stays exact as a decimal string."""
+MAX_DATA_DEPTH = 64  # event data nests a few levels; deeper came from a model and is cut
+DEPTH_MARKER = f"[... nested deeper than {MAX_DATA_DEPTH} levels, cut by keen ...]"
+
+
+def json_safe(value: Any, depth: int = 0) -> Any:
+    """Event data as plain JSON that every reader can write out again.
+
+    Money stays exact as a decimal string; text is valid Unicode (a lone surrogate becomes
+    U+FFFD); nesting is bounded, so neither storing nor reading an event can overflow a stack.
+    """
+    if isinstance(value, str):
+        return valid_text(value)
+    if depth >= MAX_DATA_DEPTH and isinstance(value, dict | list | tuple | set | frozenset):
+        return DEPTH_MARKER
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {valid_text(str(k)): json_safe(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [json_safe(v) for v in value]
+        return [json_safe(v, depth + 1) for v in value]
     if isinstance(value, datetime):
         return value.isoformat()
     return value

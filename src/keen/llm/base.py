@@ -69,7 +69,9 @@ def parts_from_json(data: list[dict[str, Any]]) -> list[Part]:
 
 
 def parts_to_json(parts: list[Part]) -> list[dict[str, Any]]:
-    return [p.model_dump(mode="json") for p in parts]
+    # Python mode: JSON mode refuses a tool input nested over 255 levels (a hostile model's
+    # reply must still be recorded); the event sink makes the data JSON-safe and bounds depth.
+    return [p.model_dump() for p in parts]
 
 
 class Message(BaseModel):

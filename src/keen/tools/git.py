@@ -8,8 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from keen.gitrepo import GitRepo, git_env
+from keen.text import cut_middle
 from keen.tools.context import ToolContext
-from keen.tools.output import cut_middle
 from keen.tools.registry import Tool, ToolError, tool
 from keen.tools.shell import scrubbed_env
 

@@ -17,10 +17,13 @@ from pydantic import BaseModel, ValidationError
 
 from keen.errors import KeenError
 from keen.llm.base import ToolSpec
+from keen.text import cut_middle
 from keen.tools.context import ToolContext
-from keen.tools.output import cut_middle
+from keen.tools.limits import input_problem
+from keen.tools.output import fit
 
-RESULT_LIMIT = 40_000
+RESULT_LIMIT = 40_000  # characters of one result's JSON: what is stored and what the model reads
+ERROR_LIMIT = 8_000
 
 
 class ToolError(Exception):
@@ -115,13 +118,16 @@ class ToolRegistry:
         started = time.perf_counter()
         result = await self._execute(name, raw_input, ctx)
         result.duration_ms = int((time.perf_counter() - started) * 1000)
-        return result
+        return _bounded(result)  # last: nothing may grow the result after it is cut
 
     def validate(self, name: str, raw_input: Any) -> BaseModel:
         """The checked input of a call to `name`; a `ToolError` naming the field when it is bad."""
         t = self._tools.get(name)
         if t is None:
             raise ToolError(f"unknown tool {name!r}; available: {', '.join(self._tools)}")
+        problem = input_problem(raw_input)
+        if problem is not None:
+            raise ToolError(f"invalid input for {name}: {problem}")
         try:
             return t.input_model.model_validate(raw_input if raw_input is not None else {})
         except ValidationError as exc:
@@ -142,6 +148,15 @@ class ToolRegistry:
         except OSError as exc:
             return ToolResult(ok=False, error=f"{type(exc).__name__}: {exc}")
         return ToolResult(ok=True, output=output)
+
+
+def _bounded(result: ToolResult) -> ToolResult:
+    """The result cut to RESULT_LIMIT (SPEC 5: the stored output is cut), its shape kept."""
+    if result.error is not None:
+        result.error = cut_middle(result.error, ERROR_LIMIT)
+    if result.output is not None:
+        result.output = fit(result.output, RESULT_LIMIT - len(result.error or "") - 100)
+    return result
 
 
 def _describe(exc: ValidationError) -> str:

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from keen.config import SECRET_ENV_VARS
 from keen.proc import run_process
+from keen.text import cut_middle
 from keen.tools.context import ToolContext
-from keen.tools.output import cut_middle
 from keen.tools.registry import Tool, ToolError, tool
 
 DEFAULT_TIMEOUT_SECONDS = 120

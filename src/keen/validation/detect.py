@@ -1,8 +1,8 @@
 """What a project is made of: its source files (minus ignored and vendored ones) and languages.
 
 In a git work tree the file list comes from `git ls-files` (tracked plus untracked, not
-ignored), which honours every .gitignore exactly; elsewhere the tree is walked with the root
-.gitignore applied through `pathspec`. Dependency and build folders are always left out.
+ignored), which honours every .gitignore exactly; elsewhere the project walker of `keen.walk`
+lists it. Dependency and build folders are always left out.
 """
 
 from __future__ import annotations
@@ -13,38 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pathspec
-
 from keen.errors import InputError
 from keen.gitrepo import GitRepo
-
-SKIP_DIRS = frozenset(
-    {
-        ".git",
-        ".hg",
-        ".svn",
-        ".venv",
-        "venv",
-        "node_modules",
-        "__pycache__",
-        "build",
-        "dist",
-        ".tox",
-        ".nox",
-        ".mypy_cache",
-        ".pytest_cache",
-        ".ruff_cache",
-        ".eggs",
-        "site-packages",
-        ".next",
-        ".nuxt",
-        "coverage",
-        "htmlcov",
-        ".cache",
-        ".idea",
-        ".vscode",
-    }
-)
+from keen.walk import SKIP_DIRS, project_files
 
 PYTHON_SUFFIXES = frozenset({".py"})
 JAVASCRIPT_SUFFIXES = frozenset({".js", ".mjs", ".cjs", ".jsx"})
@@ -182,7 +153,7 @@ async def scan_project(root: Path, scope: list[str] | None = None) -> ProjectFil
     is_git = await repo.is_repo()
     listed = await _git_files(repo) if is_git else None
     if listed is None:
-        listed = _walk_files(root)
+        listed = project_files(root)
     files = sorted(f for f in listed if _usable(root, f))
     return ProjectFiles(
         root=root, files=files, is_git=is_git, scope=scope, package_json=_read_package_json(root)
@@ -198,23 +169,6 @@ async def _git_files(repo: GitRepo) -> list[str] | None:
     if not result.ok:
         return None
     return [p for p in result.stdout.split("\0") if p]
-
-
-def _walk_files(root: Path) -> list[str]:
-    ignore_file = root / ".gitignore"
-    lines = ignore_file.read_text(errors="replace").splitlines() if ignore_file.is_file() else []
-    spec = pathspec.GitIgnoreSpec.from_lines(lines)
-    out: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = Path(dirpath).relative_to(root)
-        dirnames[:] = [
-            d for d in dirnames if d not in SKIP_DIRS and not spec.match_file((rel_dir / d).as_posix() + "/")
-        ]
-        for name in filenames:
-            rel = (rel_dir / name).as_posix()
-            if not spec.match_file(rel):
-                out.append(rel)
-    return out
 
 
 def _usable(root: Path, rel: str) -> bool:

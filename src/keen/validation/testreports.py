@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from keen.text import clip
+
 MESSAGE_LIMIT = 800
 # pytest's failure text ends with "path/to/test_x.py:12: AssertionError".
 _PYTEST_LOCATION = re.compile(r"^(?P<file>[^\s:][^:]*\.py):(?P<line>\d+): ")
@@ -129,4 +131,4 @@ def _last_lines(text: str, n: int = 6) -> str:
 
 def _clip(text: str) -> str:
     text = text.strip()
-    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
+    return clip(text, MESSAGE_LIMIT)

@@ -16,6 +16,7 @@ from typing import Any
 from rich.text import Text
 
 from keen.cli.common import EXIT_OK, guarded, print_json, settings_or_fail, stderr_console, stdout_console
+from keen.text import clip
 from keen.validation.report import CategoryResult, Finding, ValidationReport, plural
 
 EVOLVE_ITERATIONS = 150
@@ -179,7 +180,7 @@ def _hot_spots(category: CategoryResult | None) -> list[str]:
 
 def _one_line(text: str) -> str:
     flat = " ".join(text.split())
-    return flat if len(flat) <= MESSAGE_CHARS else flat[: MESSAGE_CHARS - 1] + "…"
+    return clip(flat, MESSAGE_CHARS)
 
 
 def _write_dry_run(vision: str, workspace: Path, report: ValidationReport, as_json: bool) -> int:
