@@ -46,6 +46,21 @@ def find_ruff() -> str | None:
     return shutil.which("ruff")
 
 
+def tool_cache(tool: str) -> Path | None:
+    """A cache folder of keen's for `tool`, outside every workspace; None when none can be made.
+
+    Tools that cache (ruff) stay as fast as when a developer runs them, and leave nothing in the
+    project. Under the user's cache home (XDG), never under `$KEEN_HOME`, which holds secrets.
+    """
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    folder = base / "keen" / tool
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError:
+        return None
+    return folder
+
+
 def find_node_tool(root: Path, name: str) -> str | None:
     """A Node tool from the project's `node_modules/.bin`, else from PATH."""
     local = root / "node_modules" / ".bin" / name

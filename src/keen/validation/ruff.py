@@ -2,8 +2,9 @@
 
 The project's own ruff (in its virtualenv) is preferred: its configuration is written for that
 version. Always run with `--output-format json` and read the JSON; `--no-fix` unless fixing, so a
-project whose config says `fix = true` is not modified by a mere check; `--no-cache` so
-validation leaves no `.ruff_cache` behind in the workspace.
+project whose config says `fix = true` is not modified by a mere check; its cache in keen's
+cache folder (`tool_cache`), so validation is as fast as a developer's cached run and leaves no
+`.ruff_cache` behind in the workspace.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from keen.validation.external import ToolFailed, ToolUnavailable, find_ruff, run_tool, tail
+from keen.validation.external import ToolFailed, ToolUnavailable, find_ruff, run_tool, tail, tool_cache
 from keen.validation.pyenv import project_venv
 from keen.validation.report import FixSummary
 
@@ -49,7 +50,14 @@ async def ruff_check(
     ruff = project_ruff(root, env) or find_ruff()
     if ruff is None:
         raise ToolUnavailable("ruff is not installed")
-    argv = [ruff, "check", "--no-cache", "--output-format", "json"]
+    cache = tool_cache("ruff")
+    argv = [
+        ruff,
+        "check",
+        *(["--cache-dir", str(cache)] if cache else ["--no-cache"]),
+        "--output-format",
+        "json",
+    ]
     argv += ["--fix", "--no-unsafe-fixes"] if fix else ["--no-fix"]
     if select:
         argv += ["--select", ",".join(select)]
