@@ -12,6 +12,21 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 PROJECTS = Path(__file__).parent / "projects"
+# Put at a Python fixture's root: records the pytest plugins loaded from installed distributions
+# (entry points) into the file named by FIXTURE_PLUGIN_LOG, so a test can see what loaded.
+PLUGIN_LOG_CONFTEST = """\
+import json
+import os
+import sys
+
+
+def pytest_configure(config):
+    log = os.environ.get("FIXTURE_PLUGIN_LOG")
+    if log:
+        loaded = [getattr(plugin, "__file__", None) for plugin, _ in config.pluginmanager.list_plugin_distinfo()]
+        with open(log, "w") as out:
+            json.dump({"plugins": sorted(p for p in loaded if p), "prefix": sys.prefix}, out)
+"""
 
 
 def copy_project(name: str, dest: Path) -> Path:

@@ -20,7 +20,13 @@ from keen.validation import CategoryResult, validate_project
 from keen.validation.external import tool_env
 from keen.validation.gates import SessionFacts, recovery_message, run_complete_gate
 from keen.validation.pyenv import find_program
-from validation.fixture_projects import PROJECTS, copy_project, install_editable, make_venv
+from validation.fixture_projects import (
+    PLUGIN_LOG_CONFTEST,
+    PROJECTS,
+    copy_project,
+    install_editable,
+    make_venv,
+)
 
 KEEN_PREFIX = Path(sys.prefix).resolve()
 
@@ -30,9 +36,10 @@ def counts(tests: CategoryResult) -> tuple[int, int, int, int]:
     return d["passed"], d["failed"], d["errored"], d["skipped"]
 
 
-def plugin_log(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """Where the fixture's conftest records the plugins its pytest run loaded."""
-    log = tmp_path / "plugins.json"
+def plugin_log(monkeypatch: pytest.MonkeyPatch, root: Path) -> Path:
+    """Where the project's pytest run will record the plugins it loaded."""
+    (root / "conftest.py").write_text(PLUGIN_LOG_CONFTEST)
+    log = root.parent / f"{root.name}-plugins.json"
     monkeypatch.setenv("FIXTURE_PLUGIN_LOG", str(log))
     return log
 
@@ -89,7 +96,7 @@ async def test_src_layout_package_runs_in_its_own_venv(
     root = copy_project("py_srclayout", tmp_path / "tally")
     venv = make_venv(root / ".venv", "pytest")
     install_editable(venv, root / "src", PROJECTS / "py_dependency" / "src")
-    log = plugin_log(monkeypatch, tmp_path)
+    log = plugin_log(monkeypatch, root)
 
     report = await validate_project(root, categories=["tests"])
 
@@ -155,7 +162,7 @@ async def test_keens_interpreter_is_the_last_resort_and_loads_none_of_its_plugin
     assert git is not None
     monkeypatch.setenv("PATH", str(bin_dir(tmp_path, {"git": f'exec "{git}" "$@"'})))
     root = copy_project("py_warnings", tmp_path / "shapes")
-    log = plugin_log(monkeypatch, tmp_path)
+    log = plugin_log(monkeypatch, root)
 
     report = await validate_project(root, categories=["tests"])
 
@@ -178,7 +185,7 @@ async def test_keens_own_active_virtualenv_is_not_taken_for_the_projects(
         "PATH", os.pathsep.join([str(KEEN_PREFIX / "bin"), str(python3_bin), os.environ["PATH"]])
     )
     root = copy_project("py_warnings", tmp_path / "shapes")
-    log = plugin_log(monkeypatch, tmp_path)
+    log = plugin_log(monkeypatch, root)
 
     report = await validate_project(root, categories=["tests"])
 
@@ -195,7 +202,7 @@ async def test_an_active_virtualenv_is_the_projects_environment(
 ) -> None:
     monkeypatch.setenv("VIRTUAL_ENV", str(clean_venv))
     root = copy_project("py_warnings", tmp_path / "shapes")
-    log = plugin_log(monkeypatch, tmp_path)
+    log = plugin_log(monkeypatch, root)
 
     report = await validate_project(root, categories=["tests"])
 
@@ -220,7 +227,7 @@ async def test_environment_managers_run_the_suite_in_their_environment(
     monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
     root = copy_project("py_warnings", tmp_path / "shapes")
     (root / marker).write_text("")
-    log = plugin_log(monkeypatch, tmp_path)
+    log = plugin_log(monkeypatch, root)
 
     report = await validate_project(root, categories=["tests"])
 
@@ -242,7 +249,7 @@ async def test_uv_project_runs_through_uv_run(tmp_path: Path, monkeypatch: pytes
     if sync.returncode != 0:
         pytest.skip(f"uv sync failed (no package index reachable?): {sync.stderr[-300:]}")
     root = copy_project("py_uv", tmp_path / "clock")
-    log = plugin_log(monkeypatch, tmp_path)
+    log = plugin_log(monkeypatch, root)
 
     report = await validate_project(root, categories=["tests"])
 

@@ -10,6 +10,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+import pathspec
+
 from keen.validation.pyenv import PythonEnv, manager_of, read_pyproject, table
 
 TEST_NAMES = ("test", "tests", "testing", "dev")
@@ -99,4 +101,4 @@ def _ignored_venv(root: Path) -> bool:
         lines = (root / ".gitignore").read_text(errors="replace").splitlines()
     except OSError:
         return False
-    return any(line.strip().strip("/") in (".venv", ".venv*", "*venv*", "venv") for line in lines)
+    return pathspec.GitIgnoreSpec.from_lines(lines).match_file(".venv/")

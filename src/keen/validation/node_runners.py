@@ -52,6 +52,7 @@ def report_flags(runner: str, report: Path) -> list[str]:
 
 
 async def run_npm_test(ctx: CheckContext) -> SuiteRun | None:
+    """The project's `test` script, or None when it has none (npm's placeholder included)."""
     package = ctx.project.package_json or {}
     scripts = package.get("scripts") if isinstance(package.get("scripts"), dict) else {}
     scripts = scripts or {}
@@ -83,6 +84,8 @@ async def run_npm_test(ctx: CheckContext) -> SuiteRun | None:
     run = SuiteRun(call.runner, counts or CaseCounts(), result.duration_ms, ok=result.ok)
     run.counted = counts is not None
     run.environment = {"command": _shown(argv, npm, report)}
+    if call.runner == "node --test" and call.last:
+        run.environment["command"] += " (its TAP reporter given through NODE_OPTIONS)"
     return _judge(ctx, run, result, counts)
 
 
@@ -93,12 +96,19 @@ def _command(
     if call.runner == "node --test":
         if call.last:
             # NODE_OPTIONS reaches the `node --test` the script starts, wherever its flags are.
-            env = {**env, "NODE_OPTIONS": " ".join(filter(None, [env.get("NODE_OPTIONS", ""), *flags]))}
+            options = [env.get("NODE_OPTIONS", ""), *(_node_option(flag) for flag in flags)]
+            env = {**env, "NODE_OPTIONS": " ".join(filter(None, options))}
             return call.npm_argv(npm, []), env
         return [*resolve_program(ctx.root, call.words[:1]), *flags, *call.words[1:]], {**env, **call.env}
     if call.last:
         return call.npm_argv(npm, flags), env
     return [*resolve_program(ctx.root, call.words), *flags], {**env, **call.env}
+
+
+def _node_option(flag: str) -> str:
+    """A flag as NODE_OPTIONS takes it: it splits on spaces unless the value is double-quoted."""
+    name, _, value = flag.partition("=")
+    return f'{name}="{value}"' if " " in value else flag
 
 
 def _read_report(runner: str, report: Path, result: ProcessResult) -> CaseCounts | None:

@@ -102,7 +102,12 @@ def python_envs(root: Path, env: Mapping[str, str]) -> list[PythonEnv]:
         )
     own = {**plain, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     candidates.append(
-        PythonEnv("keen", (sys.executable,), f"keen's own interpreter ({sys.executable}), plugins off", own)
+        PythonEnv(
+            "keen",
+            (sys.executable,),
+            f"keen's own interpreter ({sys.executable}, plugin autoloading off)",
+            own,
+        )
     )
     return candidates
 
@@ -165,7 +170,7 @@ def _managed_env(root: Path, env: Mapping[str, str]) -> PythonEnv | None:
     plain = _without_virtual_env(env)
     plain.pop("PYTHONHOME", None)
     command = (program, *_MANAGER_RUN[manager])
-    return PythonEnv(manager, command, f"{manager} run ({manager}'s environment for the project)", plain)
+    return PythonEnv(manager, command, f"the project's {manager} environment ({manager} run)", plain)
 
 
 def _without_virtual_env(env: Mapping[str, str]) -> dict[str, str]:

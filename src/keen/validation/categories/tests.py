@@ -111,6 +111,8 @@ def _verdict(runs: list[SuiteRun], not_checked: list[str]) -> CategoryResult:
         summary += f"; first failure {first_failure.name}: {(first_failure.message.splitlines() or [''])[0]}"
     elif problems:
         summary += "; " + problems[0]
+    if blocked:  # a suite that failed is the verdict; the one that could not run is still said
+        summary += "; could not run: " + "; ".join(r.could_not_run or "" for r in blocked)
     return CategoryResult(NAME, "fail", score, summary, findings, details, reason="; ".join(problems) or None)
 
 
