@@ -301,17 +301,30 @@ async def test_a_broken_pytest_configuration_could_not_run(
 
 
 @pytest.mark.slow
-async def test_mocha_counts_are_mochas_own(npm_project: Any) -> None:
-    root = npm_project("js_mocha")
+@pytest.mark.parametrize(
+    ("project", "runner", "expected", "command"),
+    [
+        # mocha: "6 passing, 1 pending"
+        ("js_mocha", "mocha", (6, 0, 0, 1), "npm test -- --reporter json --reporter-option output=REPORT"),
+        # jest: "4 passed, 1 skipped, 1 todo"
+        ("js_jest", "jest", (4, 0, 0, 2), "npm test -- --json --outputFile=REPORT"),
+        # vitest: "4 passed | 1 skipped"
+        ("js_vitest", "vitest", (4, 0, 0, 1), "npm test -- --run --reporter=json --outputFile=REPORT"),
+    ],
+)
+async def test_the_counts_are_the_runners_own(
+    npm_project: Any, project: str, runner: str, expected: tuple[int, int, int, int], command: str
+) -> None:
+    root = npm_project(project)
 
     report = await validate_project(root, categories=["tests"])
 
     tests = report.categories["tests"]
     assert tests.status == "pass", tests.summary
-    assert counts(tests) == (6, 0, 0, 1)  # mocha: "6 passing, 1 pending"
-    assert tests.details["runners"] == ["mocha"]
-    command = tests.details["environments"]["mocha"]["command"]
-    assert command == "npm test -- --reporter json --reporter-option output=REPORT"
+    assert counts(tests) == expected
+    assert tests.details["runners"] == [runner]
+    assert tests.details["environments"][runner]["command"] == command
+    assert f"({runner} via {command})" in tests.summary
 
 
 @pytest.mark.slow
@@ -403,17 +416,6 @@ async def test_a_node_test_file_needing_an_uninstalled_package_could_not_run(tmp
 
 
 @pytest.mark.slow
-async def test_jest_counts_are_jests_own(npm_project: Any) -> None:
-    root = npm_project("js_jest")
-
-    report = await validate_project(root, categories=["tests"])
-
-    tests = report.categories["tests"]
-    assert tests.status == "pass", tests.summary
-    assert counts(tests) == (4, 0, 0, 2)  # jest: "4 passed, 1 skipped, 1 todo"
-
-
-@pytest.mark.slow
 async def test_a_jest_failure_is_reported_with_its_place(npm_project: Any) -> None:
     root = npm_project("js_jest")
 
@@ -426,18 +428,6 @@ async def test_a_jest_failure_is_reported_with_its_place(npm_project: Any) -> No
     assert failure["name"] == "format negative amounts"
     assert (failure["file"], failure["line"]) == ("money.test.js", 15)
     assert 'Expected: "-2.50 USD"' in failure["message"]
-
-
-@pytest.mark.slow
-async def test_vitest_counts_are_vitests_own(npm_project: Any) -> None:
-    root = npm_project("js_vitest")
-
-    report = await validate_project(root, categories=["tests"])
-
-    tests = report.categories["tests"]
-    assert tests.status == "pass", tests.summary
-    assert counts(tests) == (4, 0, 0, 1)  # vitest: "4 passed | 1 skipped"
-    assert tests.details["runners"] == ["vitest"]
 
 
 @pytest.mark.slow
