@@ -6,12 +6,15 @@ pick up keen's pyproject or conftest.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from validation.fixture_projects import copy_project
 
 # ruff's default rule set changes between releases; fixtures pin theirs so counts are stable.
 PYPROJECT = """\
@@ -107,3 +110,43 @@ def make_project(tmp_path: Path) -> ProjectFactory:
         return root
 
     return make
+
+
+# --- the committed fixture projects (tests/validation/projects) ------------------------------
+
+# They are projects of their own, with their own tests: keen's test run must not collect them.
+collect_ignore_glob = ["projects/*"]
+
+
+@pytest.fixture(scope="session")
+def npm_project(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], Path]:
+    """`npm_project(name)`: the fixture project with its dependencies installed by npm.
+
+    Installed once per test session (a shared npm cache under pytest's cache keeps it fast);
+    the test is skipped, saying why, when the packages cannot be installed.
+    """
+    installed: dict[str, Path] = {}
+    cache = request.config.cache
+    npm_cache = cache.mkdir("keen-npm-cache") if cache is not None else tmp_path_factory.mktemp("npm-cache")
+
+    def get(name: str) -> Path:
+        if name not in installed:
+            npm = shutil.which("npm")
+            if npm is None:
+                pytest.skip("npm is not installed")
+            root = copy_project(name, tmp_path_factory.mktemp("npm") / name)
+            argv = [npm, "install", "--no-audit", "--no-fund", "--no-package-lock", "--prefer-offline"]
+            try:
+                result = subprocess.run(
+                    [*argv, "--cache", str(npm_cache)], cwd=root, capture_output=True, text=True, timeout=600
+                )
+            except subprocess.TimeoutExpired:
+                pytest.skip(f"npm install for {name} took over 10 minutes")
+            if result.returncode != 0:
+                pytest.skip(f"npm install for {name} failed: {(result.stderr or result.stdout)[-500:]}")
+            installed[name] = root
+        return installed[name]
+
+    return get

@@ -152,3 +152,50 @@ def test_gates_off_always_pass() -> None:
 def test_unknown_phase_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown phase"):
         evaluate_gate("DREAM", SessionFacts(phase="DREAM"), "standard")
+
+
+COULD_NOT_RUN = CategoryResult(
+    "tests",
+    "error",
+    None,
+    "could not run: mocha is not installed (run npm install): the test script was not run",
+    details={
+        "has_tests": True,
+        "could_not_run": [
+            {
+                "runner": "mocha",
+                "reason": "mocha is not installed (run npm install): the test script was not run",
+                "first_error": None,
+                "environment": "npm test",
+                "setup": ["npm ci"],
+            }
+        ],
+    },
+    reason="mocha is not installed (run npm install): the test script was not run",
+)
+
+
+@pytest.mark.parametrize("mode", ["standard", "strict"])
+def test_tests_that_could_not_run_block_completion_with_how_to_set_them_up(mode: str) -> None:
+    report = _report(
+        syntax=CategoryResult("syntax", "pass", 100, "ok"),
+        tests=COULD_NOT_RUN,
+        security=CategoryResult("security", "pass", 100, "none"),
+        style=CategoryResult("style", "pass", 100, "clean"),
+    )
+
+    result = evaluate_gate("COMPLETE", SessionFacts(phase="COMPLETE", validation=report), mode)  # type: ignore[arg-type]
+
+    assert not result.passed
+    assert result.reasons == [
+        "tests could not run (not a test failure): mocha is not installed (run npm install): the test script was not run"
+    ]
+    message = recovery_message(result, report, attempt=1, max_attempts=3)
+    assert "The tests could not run. That is not a test failure" in message
+    assert "  Environment used: npm test\n" in message
+    assert (
+        "  Set the environment up with `run_command` in the workspace, then validate again:\n    npm ci\n"
+        in message
+    )
+    assert "set up the environment the tests could not run in" in message
+    assert "Failing tests:" not in message

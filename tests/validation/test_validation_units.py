@@ -100,6 +100,19 @@ def test_overall_status_rule() -> None:
     assert overall_status({**clean, "security": high}, 90) == "warning"
 
 
+def test_tests_that_could_not_run_are_no_pass_and_no_fail() -> None:
+    clean = {
+        "syntax": _result("syntax", "pass", 100),
+        "tests": _result("tests", "pass", 100, details={"has_tests": True}),
+    }
+    could_not_run = _result("tests", "error", None, details={"has_tests": True})
+
+    assert overall_status({**clean, "tests": could_not_run}, 100) == "warning"
+    assert could_not_run.passed is False
+    assert could_not_run.to_dict()["passed"] is False
+    assert weighted_score({**clean, "tests": could_not_run}) == 100  # not scored
+
+
 def test_report_to_dict_trims_findings_most_severe_first() -> None:
     findings = [Finding(f"f{i}", severity="low") for i in range(5)] + [Finding("worst", severity="critical")]
     report = ValidationReport(

@@ -7,7 +7,8 @@ left out): syntax 20, style 15, tests 25, security 20, performance 10, documenta
 Overall status:
 - `fail` when syntax fails, the tests fail (a failing, erroring or timed-out run of a project
   that has tests), or security has a critical finding;
-- otherwise `warning` when any other category fails, the project has no tests, nothing could
+- otherwise `warning` when any other category fails, the tests could not run (`error`: not a
+  verdict on the code, but nothing is proven either), the project has no tests, nothing could
   be checked, or the overall score is below 70;
 - otherwise `pass`.
 
@@ -30,7 +31,7 @@ from keen.validation.categories import CHECKS
 from keen.validation.context import CheckContext
 from keen.validation.detect import normalize_scope, scan_project
 from keen.validation.external import tool_env
-from keen.validation.report import CATEGORY_NAMES, CategoryResult, Timeouts, ValidationReport
+from keen.validation.report import CATEGORY_NAMES, COULD_NOT_RUN, CategoryResult, Timeouts, ValidationReport
 from keen.validation.ruff import apply_safe_fixes
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ def overall_status(results: dict[str, CategoryResult], score: int | None) -> Ove
         return "fail"
     if security is not None and any(f.severity == "critical" for f in security.findings):
         return "fail"
-    if any(r.status == "fail" for r in results.values()):
+    if any(r.status in ("fail", COULD_NOT_RUN) for r in results.values()):
         return "warning"
     if tests is not None and tests.status != "skipped" and not tests.details.get("has_tests", True):
         return "warning"

@@ -1,7 +1,8 @@
 """Finding and running the external tools validation uses (ruff, pytest, node, npm, tsc, eslint).
 
 Every tool runs through `keen.proc.run_process` (own process group, no stdin, timeout), with
-keen's own secrets removed from the environment: a project's test suite is untrusted code.
+keen's own secrets removed from the environment (a project's test suite is untrusted code) and
+keen's own virtualenv out of sight (`keen.validation.pyenv`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from keen.proc import ProcessResult, run_process
+from keen.validation.pyenv import without_keen_venv
 
 
 class ToolUnavailable(Exception):
@@ -27,7 +29,7 @@ def tool_env() -> dict[str, str]:
     """The environment for external tools: keen's secrets removed, output kept plain."""
     from keen.tools.shell import scrubbed_env  # the one place that decides what is secret
 
-    env = scrubbed_env()
+    env = without_keen_venv(scrubbed_env())
     # Options of an enclosing pytest run must not leak into the project's own test run.
     for name in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_CURRENT_TEST"):
         env.pop(name, None)
@@ -44,21 +46,27 @@ def find_ruff() -> str | None:
     return shutil.which("ruff")
 
 
+def tool_cache(tool: str) -> Path | None:
+    """A cache folder of keen's for `tool`, outside every workspace; None when none can be made.
+
+    Tools that cache (ruff) stay as fast as when a developer runs them, and leave nothing in the
+    project. Under the user's cache home (XDG), never under `$KEEN_HOME`, which holds secrets.
+    """
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    folder = base / "keen" / tool
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError:
+        return None
+    return folder
+
+
 def find_node_tool(root: Path, name: str) -> str | None:
     """A Node tool from the project's `node_modules/.bin`, else from PATH."""
     local = root / "node_modules" / ".bin" / name
     if local.is_file() and os.access(local, os.X_OK):
         return str(local)
     return shutil.which(name)
-
-
-def project_python(root: Path) -> str:
-    """The workspace's own virtualenv interpreter when it has one, else keen's interpreter."""
-    for venv in (".venv", "venv"):
-        candidate = root / venv / "bin" / "python"
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    return sys.executable
 
 
 async def run_tool(

@@ -7,7 +7,9 @@ turned into nudges) but never block. The COMPLETE gate blocks completion (SPEC 6
 - strict: also style passes and tests exist (and ran);
 - off: always passes, nothing is run.
 A category that was skipped (its tool is missing) satisfies the standard gate with a note and
-fails the strict one: strict means "proven", not "not disproven".
+fails the strict one: strict means "proven", not "not disproven". Tests that could not run
+(`error`: the project's environment is not set up) fail both, and the recovery message says
+how to set the environment up.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, Literal
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from keen.validation.engine import validate_project
-from keen.validation.report import CategoryResult, Timeouts, ValidationReport
+from keen.validation.report import COULD_NOT_RUN, CategoryResult, Timeouts, ValidationReport
 
 GateMode = Literal["standard", "strict", "off"]
 PHASES = ("EXPLORE", "PLAN", "FOUND", "SUMMON", "COMPLETE")
@@ -198,6 +200,8 @@ def _tests_check(result: CategoryResult | None, strict: bool) -> GateCheck:
         return GateCheck(name, False, "tests were not validated")
     if result.status == "skipped":
         return GateCheck(name, not strict, f"tests could not be run: {result.reason}")
+    if result.status == COULD_NOT_RUN:
+        return GateCheck(name, False, f"tests could not run (not a test failure): {result.reason}")
     if not result.details.get("has_tests"):
         return GateCheck(
             name, not strict, "the project has no tests" + (": strict gates require tests" if strict else "")
@@ -247,6 +251,9 @@ def recovery_message(
         syntax_errors=syntax.sorted_findings()[:10] if syntax and syntax.status == "fail" else [],
         test_failures=(tests.details.get("failures", [])[:5]) if tests and tests.status == "fail" else [],
         test_problem=tests.reason if tests and tests.status == "fail" else None,
+        could_not_run=tests.details.get("could_not_run", [])
+        if tests and tests.status == COULD_NOT_RUN
+        else [],
         critical=report.critical_findings()[:10] if report else [],
         style_findings=style.sorted_findings()[:10] if style and style.status == "fail" else [],
         strict=result.mode == "strict",

@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Status = Literal["pass", "warning", "fail", "skipped"]
+Status = Literal["pass", "warning", "fail", "skipped", "error"]
+# A category whose tool ran but could not do its job (a test suite that could not run): not
+# passing, and not a verdict on the code either. Only the tests category uses it.
+COULD_NOT_RUN: Status = "error"
 Severity = Literal["critical", "high", "medium", "low", "info"]
 
 CATEGORY_NAMES: tuple[str, ...] = ("syntax", "style", "tests", "security", "performance", "documentation")
@@ -67,9 +70,10 @@ class Finding:
 class CategoryResult:
     """One category's verdict.
 
-    `status`: `pass` (clean), `warning` (passes, with remarks), `fail`, or `skipped` (nothing
-    could be checked, e.g. the tool is not installed; `reason` says why). `score` is 0-100, or
-    None when skipped.
+    `status`: `pass` (clean), `warning` (passes, with remarks), `fail`, `error` (could not
+    run, e.g. a test suite in an environment without its dependencies; `reason` says why) or
+    `skipped` (nothing could be checked, e.g. the tool is not installed; `reason` says why).
+    `score` is 0-100, or None when skipped or could not run.
     """
 
     name: str
@@ -83,10 +87,10 @@ class CategoryResult:
 
     @property
     def passed(self) -> bool | None:
-        """True for pass/warning, False for fail, None for skipped (neither)."""
+        """True for pass/warning, False for fail and could-not-run, None for skipped (neither)."""
         if self.status == "skipped":
             return None
-        return self.status != "fail"
+        return self.status in ("pass", "warning")
 
     @classmethod
     def skipped(cls, name: str, reason: str, details: dict[str, Any] | None = None) -> CategoryResult:

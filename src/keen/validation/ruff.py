@@ -1,8 +1,10 @@
 """ruff, the engine behind Python style, security (`S`), complexity (`C901`) and safe fixes.
 
-Always run with `--output-format json` and read the JSON; `--no-fix` unless fixing, so a
-project whose config says `fix = true` is not modified by a mere check; `--no-cache` so
-validation leaves no `.ruff_cache` behind in the workspace.
+The project's own ruff (in its virtualenv) is preferred: its configuration is written for that
+version. Always run with `--output-format json` and read the JSON; `--no-fix` unless fixing, so a
+project whose config says `fix = true` is not modified by a mere check; its cache in keen's
+cache folder (`tool_cache`), so validation is as fast as a developer's cached run and leaves no
+`.ruff_cache` behind in the workspace.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from keen.validation.external import ToolFailed, ToolUnavailable, find_ruff, run_tool, tail
+from keen.validation.external import ToolFailed, ToolUnavailable, find_ruff, run_tool, tail, tool_cache
+from keen.validation.pyenv import project_venv
 from keen.validation.report import FixSummary
 
 SYNTAX_CODES = frozenset({None, "invalid-syntax", "E999"})
@@ -44,10 +47,17 @@ async def ruff_check(
     fix: bool = False,
 ) -> list[RuffDiagnostic]:
     """Run `ruff check` on `targets` and return its diagnostics (after fixing, when `fix`)."""
-    ruff = find_ruff()
+    ruff = project_ruff(root, env) or find_ruff()
     if ruff is None:
         raise ToolUnavailable("ruff is not installed")
-    argv = [ruff, "check", "--no-cache", "--output-format", "json"]
+    cache = tool_cache("ruff")
+    argv = [
+        ruff,
+        "check",
+        *(["--cache-dir", str(cache)] if cache else ["--no-cache"]),
+        "--output-format",
+        "json",
+    ]
     argv += ["--fix", "--no-unsafe-fixes"] if fix else ["--no-fix"]
     if select:
         argv += ["--select", ",".join(select)]
@@ -64,6 +74,13 @@ async def ruff_check(
     except ValueError as exc:
         raise ToolFailed(f"ruff printed no JSON: {tail(result.stderr or result.stdout)}") from exc
     return [_diagnostic(root, item) for item in raw]
+
+
+def project_ruff(root: Path, env: Mapping[str, str]) -> str | None:
+    """ruff from the project's own virtualenv, when it has one with ruff installed."""
+    venv = project_venv(root, env)
+    candidate = venv / "bin" / "ruff" if venv is not None else None
+    return str(candidate) if candidate is not None and candidate.is_file() else None
 
 
 async def apply_safe_fixes(

@@ -14,7 +14,7 @@ from rich.text import Text
 from keen.errors import InputError
 from keen.validation import ValidationReport, validate_project
 
-STATUS_STYLE = {"pass": "green", "warning": "yellow", "fail": "red", "skipped": "dim"}
+STATUS_STYLE = {"pass": "green", "warning": "yellow", "fail": "red", "skipped": "dim", "error": "magenta"}
 TOP_FINDINGS = 5
 
 

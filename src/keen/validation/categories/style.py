@@ -1,5 +1,8 @@
 """style: lint findings from ruff (Python) and ESLint (JS/TS, only when the project configures it).
 
+Both are the project's own when it has them: ruff from its virtualenv, ESLint from its
+`node_modules/.bin` (started directly: `npx` would add its own start-up to every run).
+
 The score falls with finding density: 100 - 10 per finding per 100 lines of checked code, so a
 large clean-ish project is not punished for its size. The category fails below 80 (more than
 two findings per 100 lines) and is a warning when there are findings at all.
@@ -90,11 +93,12 @@ async def check(ctx: CheckContext) -> CategoryResult:
 
 
 async def _eslint(ctx: CheckContext) -> list[Finding]:
-    if find_node_tool(ctx.root, "eslint") is None:
+    eslint = find_node_tool(ctx.root, "eslint")  # the project's own, from node_modules/.bin
+    if eslint is None:
         raise ToolUnavailable("ESLint is configured but not installed (run npm install)")
     targets = ctx.lint_targets()
     result = await run_tool(
-        ["npx", "--no-install", "eslint", "-f", "json", *targets],
+        [eslint, "-f", "json", *targets],
         cwd=ctx.root,
         timeout=ctx.timeouts.linters,
         env=ctx.env,

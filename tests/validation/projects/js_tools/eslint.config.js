@@ -1,0 +1,9 @@
+import js from "@eslint/js";
+
+export default [
+  js.configs.recommended,
+  {
+    files: ["**/*.js"],
+    languageOptions: { sourceType: "module", globals: { console: "readonly" } },
+  },
+];
