@@ -138,6 +138,6 @@ def completion_gate(mode: str) -> CompletionGate:
     """The completion gate for a `--gates` mode: validation, or none at all when off."""
     if mode == "off":
         return AcceptAllGate()
-    from keen.validation.completion import ValidationGate
+    from keen.runner.completion_gate import ValidationGate
 
     return ValidationGate(mode)  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
-"""The validating completion gate: the agent's `CompletionGate` backed by the engine and gates.
+"""The validating completion gate: the agent's `CompletionGate` backed by the validation engine
+and gates (it joins agent/ and validation/, so it lives with the wiring in runner/).
 
 `report_complete` runs the COMPLETE gate on the agent's own workspace (a child's worktree for a
 child); leaving any other phase evaluates that phase's advisory gate from the session's facts.
