@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -131,18 +132,27 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
     raise AssertionError("condition not reached in time")
 
 
-def pgid_alive(pgid: int) -> bool:
+def processes_with(token: str) -> list[int]:
+    """Live processes (zombies excluded) whose command line contains `token`, seen from outside
+    any sandbox: PIDs a command prints are its namespace's, not the host's."""
+    found = []
+    needle = token.encode()
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+        if needle in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def unique_sleep() -> str:
+    """A `sleep` duration no other process uses, to find a test's processes from outside."""
+    return f"300.{uuid.uuid4().int % 10**9:09d}"
 
 
 def start_keen(args: list[str], cwd: Path) -> subprocess.Popen[str]:

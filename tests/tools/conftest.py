@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -85,39 +83,3 @@ def repo(root: Path) -> Path:
     _git(root, "add", "-A")
     _git(root, "commit", "-q", "-m", "initial")
     return root
-
-
-@pytest.fixture
-def group_members() -> Callable[[int], list[int]]:
-    return _live_group_members
-
-
-@pytest.fixture
-def wait_until() -> Callable[..., Awaitable[bool]]:
-    return _wait_until
-
-
-def _live_group_members(pgid: int) -> list[int]:
-    """Processes of a process group that are still running (zombies excluded)."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()  # after "(comm)": state, ppid, pgrp, ...
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry))
-    return members
-
-
-async def _wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.05)
-    return predicate()

@@ -115,6 +115,7 @@ class ToolRegistry:
         started = time.perf_counter()
         result = await self._execute(name, raw_input, ctx)
         result.duration_ms = int((time.perf_counter() - started) * 1000)
+        _redact_result(result, ctx.secret_values)
         return result
 
     async def _execute(self, name: str, raw_input: Any, ctx: ToolContext) -> ToolResult:
@@ -134,6 +135,15 @@ class ToolRegistry:
         except OSError as exc:
             return ToolResult(ok=False, error=f"{type(exc).__name__}: {exc}")
         return ToolResult(ok=True, output=output)
+
+
+def _redact_result(result: ToolResult, secret_values: tuple[str, ...]) -> None:
+    """No secret of keen's reaches the event log or the model through any tool's result."""
+    from keen.tools.shell import redact, redact_value  # shell registers tools: import at use
+
+    result.output = redact_value(result.output, secret_values)
+    if result.error is not None:
+        result.error = redact(result.error, secret_values)
 
 
 def _describe(exc: ValidationError) -> str:

@@ -146,7 +146,7 @@ async def _pytest(ctx: CheckContext) -> SuiteRun | None:
         argv = [python, "-m", "pytest", "-q", "--color=no", "--rootdir", str(ctx.root)]
         argv += ["-p", "no:cacheprovider"]  # leave no .pytest_cache in the workspace
         argv += [f"--junitxml={report}", "-o", "junit_family=xunit1"]  # xunit1 adds file and line
-        result = await run_tool(argv, cwd=ctx.root, timeout=ctx.timeouts.tests, env=env)
+        result = await run_tool(argv, cwd=ctx.root, timeout=ctx.timeouts.tests, env=env, writable=[Path(tmp)])
         counts = parse_junit(report)
     run = SuiteRun("pytest", counts or CaseCounts(), result.duration_ms, ok=result.ok)
     if result.timed_out:
@@ -212,7 +212,7 @@ async def _npm_test(ctx: CheckContext) -> SuiteRun | None:
             env["NODE_OPTIONS"] = f"{env.get('NODE_OPTIONS', '')} {reporter}".strip()
         else:
             runner, parse = "npm test", None
-        result = await run_tool(argv, cwd=ctx.root, timeout=ctx.timeouts.tests, env=env)
+        result = await run_tool(argv, cwd=ctx.root, timeout=ctx.timeouts.tests, env=env, writable=[Path(tmp)])
         counts = parse(report) if parse else None
     run = SuiteRun(
         runner, counts or CaseCounts(), result.duration_ms, ok=result.ok, counted=counts is not None
