@@ -27,6 +27,25 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
 
 
+class StubAgent:
+    """AgentControl stand-in: the workspace tools never act on the agent."""
+
+    session_id = "session-test"
+    root_session_id = "session-test"
+    branch_name = "main"
+    depth = 0
+    phase = "implementation"
+
+    async def change_phase(self, phase: str, summary: str) -> dict[str, Any]:
+        raise AssertionError("workspace tools do not change phases")
+
+    async def request_completion(self, summary: str, success: bool, next_steps: list[str]) -> dict[str, Any]:
+        raise AssertionError("workspace tools do not complete")
+
+    async def emit(self, type: str, data: dict[str, Any]) -> None:
+        raise AssertionError("workspace tools do not emit events")
+
+
 def write_script(
     path: Path, agents: dict[str, list[dict[str, Any]]] | list[dict[str, Any]], **extra: Any
 ) -> Path:

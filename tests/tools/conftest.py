@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from helpers import StubAgent
 from keen.gitrepo import git_env
 from keen.tools import files, git, search, shell
 from keen.tools.context import ToolContext
@@ -16,25 +17,6 @@ from keen.tools.registry import ToolRegistry, ToolResult
 from keen.tools.workspace import Workspace
 
 Call = Callable[..., Awaitable[ToolResult]]
-
-
-class StubAgent:
-    """AgentControl stand-in: the workspace tools never act on the agent."""
-
-    session_id = "session-test"
-    root_session_id = "session-test"
-    branch_name = "main"
-    depth = 0
-    phase = "implementation"
-
-    async def change_phase(self, phase: str, summary: str) -> dict[str, Any]:
-        raise AssertionError("workspace tools do not change phases")
-
-    async def request_completion(self, summary: str, success: bool, next_steps: list[str]) -> dict[str, Any]:
-        raise AssertionError("workspace tools do not complete")
-
-    async def emit(self, type: str, data: dict[str, Any]) -> None:
-        raise AssertionError("workspace tools do not emit events")
 
 
 @pytest.fixture
