@@ -151,22 +151,28 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
     raise AssertionError("condition not reached in time")
 
 
-def processes_with(token: str) -> list[int]:
-    """Live processes (zombies excluded) whose command line contains `token`, seen from outside
-    any sandbox: PIDs a command prints are its namespace's, not the host's."""
+def processes_with(token: str, *, exact: bool = False) -> list[int]:
+    """Live processes (zombies excluded) whose command line contains `token` (with `exact`: is
+    `token`), seen from outside any sandbox: PIDs a command prints are its namespace's."""
     found = []
-    needle = token.encode()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            cmdline = (
+                (entry / "cmdline").read_bytes().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+            )
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if needle in cmdline and state != "Z":
+        if (cmdline == token if exact else token in cmdline) and state != "Z":
             found.append(int(entry.name))
     return found
+
+
+def sleeping(token: str) -> list[int]:
+    """The `sleep <token>` processes (not the shells or sandboxes whose command lines name them)."""
+    return processes_with(f"sleep {token}", exact=True)
 
 
 def unique_sleep() -> str:

@@ -16,8 +16,8 @@ from helpers import (
     call,
     complete,
     event_count,
-    processes_with,
     run_keen,
+    sleeping,
     start_keen,
     turn,
     unique_sleep,
@@ -224,14 +224,14 @@ def test_ctrl_c_kills_the_running_command_and_cancels_within_3_seconds(
     proc = start_keen(
         ["breathe", "wait for a long time", "--model", f"scripted:{script}", "--dir", "w", "--json"], tmp_path
     )
-    wait_for(lambda: len(processes_with(f"sleep {token}")) == 2)
+    wait_for(lambda: len(sleeping(token)) == 2)
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=10)
     elapsed = time.monotonic() - sent
     assert proc.returncode == 130, err
     assert elapsed < 3.0, elapsed
-    wait_for(lambda: processes_with(f"sleep {token}") == [], timeout=3)
+    wait_for(lambda: sleeping(token) == [], timeout=3)
     data = json.loads(out)
     assert data["status"] == "cancelled"
     db = sqlite3.connect(keen_home / "keen.db")

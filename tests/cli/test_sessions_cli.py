@@ -13,8 +13,8 @@ from helpers import (
     call,
     complete,
     event_count,
-    processes_with,
     run_keen,
+    sleeping,
     start_keen,
     turn,
     unique_sleep,
@@ -132,7 +132,7 @@ def test_sessions_cancel_stops_a_running_session_from_another_process(tmp_path: 
     proc = start_keen(
         ["breathe", "a session to cancel", "--model", f"scripted:{script}", "--dir", "w", "--json"], tmp_path
     )
-    wait_for(lambda: processes_with(f"sleep {token}") != [])
+    wait_for(lambda: sleeping(token) != [])
     home_db = Path(os.environ["KEEN_HOME"]) / "keen.db"
     session_id = sqlite3.connect(home_db).execute("select short_id from sessions").fetchone()[0]
     cancelled = run_keen("sessions", "cancel", session_id, cwd=tmp_path)

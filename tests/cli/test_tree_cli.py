@@ -12,8 +12,8 @@ from helpers import (
     call,
     complete,
     event_count,
-    processes_with,
     run_keen,
+    sleeping,
     start_keen,
     summon,
     turn,
@@ -39,12 +39,12 @@ def test_cancel_while_a_grandchild_runs_cancels_all_three_and_leaves_no_worktree
         ["breathe", "a deep tree of agents", "--model", f"scripted:{script}", "--dir", "w", "--json"],
         tmp_path,
     )
-    wait_for(lambda: processes_with(f"sleep {token}") != [])
+    wait_for(lambda: sleeping(token) != [])
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=15)
     assert proc.returncode == 130, err
     assert json.loads(out)["status"] == "cancelled"
-    wait_for(lambda: processes_with(f"sleep {token}") == [], timeout=3)
+    wait_for(lambda: sleeping(token) == [], timeout=3)
     db = sqlite3.connect(keen_home / "keen.db")
     rows = db.execute("select branch_name, status from sessions order by depth").fetchall()
     assert rows == [("main", "cancelled"), ("summon-A", "cancelled"), ("summon-A-A", "cancelled")]

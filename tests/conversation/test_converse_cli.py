@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from helpers import call, complete, processes_with, run_keen, turn, unique_sleep, wait_for, write_script
+from helpers import call, complete, run_keen, sleeping, turn, unique_sleep, wait_for, write_script
 
 QUESTION = "What does notes.txt say?"
 VISION = "Create marmalade.txt containing the secret word from notes.txt.\n\nDone when the file exists."
@@ -292,7 +292,7 @@ def test_sigterm_during_a_breathe_run_cancels_the_run_and_leaves_the_chat(
     term.line("breathe")
     term.expect(r"\[y/N\] ")
     term.line("y")
-    wait_for(lambda: processes_with(f"sleep {token}") != [])
+    wait_for(lambda: sleeping(token) != [])
     os.kill(term.pid, signal.SIGTERM)
     assert term.wait(timeout=30) == 130
     assert "Back to the conversation" not in term.text

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import processes_with, unique_sleep
+from helpers import sleeping, unique_sleep
 from keen.tools.context import ToolContext
 from keen.tools.sandbox import policy_from_settings
 from keen.tools.shell import REDACTED, STREAM_LIMIT, redact, scrubbed_env
@@ -27,7 +27,7 @@ async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
 
 async def wait_gone(token: str) -> bool:
     """True once no `sleep <token>` runs anywhere (a killed namespace takes a moment to reap)."""
-    return await until(lambda: processes_with(f"sleep {token}") == [], timeout=5)
+    return await until(lambda: sleeping(token) == [], timeout=5)
 
 
 async def test_returns_exit_code_and_both_streams(call, root: Path) -> None:
@@ -70,7 +70,7 @@ async def test_timeout_kills_every_process_the_command_started(call, sandbox_kin
 async def test_cancelling_a_running_command_kills_every_process_it_started(call, sandbox_kind: str) -> None:
     token = unique_sleep()
     task = asyncio.create_task(call("run_command", {"command": daemons(token)}))
-    assert await until(lambda: len(processes_with(f"sleep {token}")) >= 4)
+    assert await until(lambda: len(sleeping(token)) >= 4)
 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
