@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,18 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     reset_settings_cache()
     yield home
     reset_settings_cache()
+
+
+@pytest.fixture(params=["bwrap", "fallback"])
+def sandbox_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test with agent commands in bubblewrap, then as where bwrap cannot run (the
+    settings point at a bwrap that does not exist, so keen falls back)."""
+    if request.param == "bwrap" and shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed")
+    if request.param == "fallback":
+        monkeypatch.setenv("KEEN_BWRAP", "/nonexistent/bwrap")
+        reset_settings_cache()
+    return str(request.param)
 
 
 @pytest.fixture

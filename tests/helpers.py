@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,27 @@ def git(cwd: Path, *args: str) -> str:
         "GIT_COMMITTER_EMAIL": "t@t",
     }
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+
+
+class StubAgent:
+    """AgentControl stand-in: the workspace tools never act on the agent."""
+
+    session_id = "session-test"
+    root_session_id = "session-test"
+    branch_name = "main"
+    depth = 0
+    max_parallel = 3
+    phase = "implementation"
+    tree = None
+
+    async def change_phase(self, phase: str, summary: str) -> dict[str, Any]:
+        raise AssertionError("workspace tools do not change phases")
+
+    async def request_completion(self, summary: str, success: bool, next_steps: list[str]) -> dict[str, Any]:
+        raise AssertionError("workspace tools do not complete")
+
+    async def emit(self, type: str, data: dict[str, Any]) -> None:
+        raise AssertionError("workspace tools do not emit events")
 
 
 def write_script(
@@ -132,18 +154,33 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
     raise AssertionError("condition not reached in time")
 
 
-def pgid_alive(pgid: int) -> bool:
+def processes_with(token: str, *, exact: bool = False) -> list[int]:
+    """Live processes (zombies excluded) whose command line contains `token` (with `exact`: is
+    `token`), seen from outside any sandbox: PIDs a command prints are its namespace's."""
+    found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            stat = (entry / "stat").read_text()
+            cmdline = (
+                (entry / "cmdline").read_bytes().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+            )
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+        if (cmdline == token if exact else token in cmdline) and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def sleeping(token: str) -> list[int]:
+    """The `sleep <token>` processes (not the shells or sandboxes whose command lines name them)."""
+    return processes_with(f"sleep {token}", exact=True)
+
+
+def unique_sleep() -> str:
+    """A `sleep` duration no other process uses, to find a test's processes from outside."""
+    return f"300.{uuid.uuid4().int % 10**9:09d}"
 
 
 def start_keen(args: list[str], cwd: Path) -> subprocess.Popen[str]:

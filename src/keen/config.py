@@ -1,7 +1,9 @@
-"""Settings from the environment (and a `.env` file), with `$KEEN_HOME` paths.
+"""Settings from the environment, `$KEEN_HOME/.env` and `.env` files the person names.
 
 Everything that reads configuration goes through `get_settings()` so that the same rules apply
-in the CLI, the server and tests (which point `KEEN_HOME` at a temp dir).
+in the CLI, the server and tests (which point `KEEN_HOME` at a temp dir). A `.env` in the current
+directory is never read: it is usually the workspace, which the agent writes, and a key or base URL
+planted there would send the person's key to a server of the agent's choosing.
 """
 
 from __future__ import annotations
@@ -10,11 +12,19 @@ import os
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from keen.errors import ConfigError
+
 DEFAULT_MODEL = "anthropic:claude-sonnet-5-5"
+DEFAULT_KEEN_HOME = "~/.keen"
+# Extra `.env` files the person names, separated by os.pathsep; later files win.
+ENV_FILE_VAR = "KEEN_ENV_FILE"
+DEFAULT_COMMIT_MAX_FILE_BYTES = 50 * 1024 * 1024
 
 # Names of the settings that are secrets: masked in `keen status`, scrubbed from commands.
 SECRET_ENV_VARS = (
@@ -28,9 +38,10 @@ SECRET_ENV_VARS = (
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # No env_file here: `get_settings()` passes the files that may be read (see `env_files`).
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
 
-    keen_home: Path = Field(default=Path("~/.keen"), alias="KEEN_HOME")
+    keen_home: Path = Field(default=Path(DEFAULT_KEEN_HOME), alias="KEEN_HOME")
     keen_model: str = Field(default=DEFAULT_MODEL, alias="KEEN_MODEL")
     anthropic_api_key: SecretStr | None = Field(default=None, alias="ANTHROPIC_API_KEY")
     anthropic_base_url: str | None = Field(default=None, alias="ANTHROPIC_BASE_URL")
@@ -49,6 +60,15 @@ class Settings(BaseSettings):
     keen_prices_file: Path | None = Field(default=None, alias="KEEN_PRICES_FILE")
     # First retry delay of model calls in seconds (doubles per attempt unless retry-after says).
     keen_retry_base_delay: float = Field(default=1.0, ge=0, alias="KEEN_RETRY_BASE_DELAY")
+    # How agent commands are contained (see keen.tools.sandbox): `auto` uses bubblewrap where it
+    # runs and the best fallback elsewhere; `bwrap` insists on it; `none` is an operator's choice.
+    keen_sandbox: Literal["auto", "bwrap", "none"] = Field(default="auto", alias="KEEN_SANDBOX")
+    keen_sandbox_network: bool = Field(default=True, alias="KEEN_SANDBOX_NETWORK")
+    keen_bwrap: str = Field(default="bwrap", min_length=1, alias="KEEN_BWRAP")
+    # keen's own commits leave out files larger than this (they stay in the work tree, reported).
+    keen_commit_max_file_bytes: int = Field(
+        default=DEFAULT_COMMIT_MAX_FILE_BYTES, gt=0, alias="KEEN_COMMIT_MAX_FILE_BYTES"
+    )
 
     @field_validator("keen_home", mode="after")
     @classmethod
@@ -84,7 +104,10 @@ class Settings(BaseSettings):
             self.keen_admin_password,
             self.keen_redis_url,
         ]
-        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+        found = [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+        # A password inside a URL leaks on its own too (`echo $PGPASSWORD`, a parsed config).
+        passwords = [p for p in map(_url_password, found) if p and len(p) >= MIN_SOUGHT_SECRET]
+        return list(dict.fromkeys([*found, *passwords]))
 
     def masked(self) -> dict[str, str | None]:
         """The effective configuration with secrets masked, for `keen status --verbose`."""
@@ -106,9 +129,37 @@ def mask(secret: str) -> str:
     return f"{secret[:4]}…{secret[-2:]}"
 
 
+# A secret this long is specific enough to be sought inside other text (an environment value, a
+# command's output); shorter ones would match ordinary words.
+MIN_SOUGHT_SECRET = 8
+
+
+def _url_password(value: str) -> str | None:
+    if "://" not in value:
+        return None
+    try:
+        return urlsplit(value).password
+    except ValueError:
+        return None
+
+
+def env_files(environ: dict[str, str] | None = None) -> list[Path]:
+    """The `.env` files keen reads: `$KEEN_HOME/.env`, then each file named in `KEEN_ENV_FILE`.
+
+    A named file that does not exist is a configuration error (the person meant it to be read).
+    """
+    env = dict(os.environ) if environ is None else environ
+    home = Path(env.get("KEEN_HOME") or DEFAULT_KEEN_HOME).expanduser()
+    named = [Path(p).expanduser() for p in env.get(ENV_FILE_VAR, "").split(os.pathsep) if p.strip()]
+    for path in named:
+        if not path.is_file():
+            raise ConfigError(f"{ENV_FILE_VAR} names {path}, which is not a readable file")
+    return [home / ".env", *named]
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return Settings(_env_file=tuple(env_files()))  # type: ignore[call-arg]
 
 
 def reset_settings_cache() -> None:

@@ -1,22 +1,38 @@
-"""Git through subprocesses with argument lists (never a shell string).
+"""keen's own git, through subprocesses with argument lists (never a shell string).
 
-Used by the runner (snapshots, final commit, file lists), the agent tree (worktrees, merges)
-and the `git` tool, so git is invoked one way everywhere.
+Used by the runner (snapshots, final commit, file lists) and the agent tree (worktrees, merges),
+so keen invokes git one way everywhere. The agent's own `git` tool runs git in the sandbox.
+
+The agent can write the repository's hooks and config, so keen's own git runs no hook (a hooks
+directory nothing can be written into), no file system monitor program, and lists file names
+NUL-separated, exactly as they are (git's plain output C-quotes non-ASCII characters and tabs).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from keen.errors import WorkspaceError
 from keen.proc import ProcessResult, run_process
 
 GIT_TIMEOUT_SECONDS = 120.0
+# Before every subcommand of keen's own git. `--no-verify` would skip only pre-commit and
+# commit-msg; prepare-commit-msg, post-commit and reference-transaction would still run.
+# /dev/null is a hooks directory that no hook can ever be planted in.
+SAFE_CONFIG = (
+    "-c",
+    f"core.hooksPath={os.devnull}",
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "core.quotePath=false",
+)
 
 # Commits keen makes must work on machines with no git identity configured.
-_IDENTITY = {
+GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "keen",
     "GIT_AUTHOR_EMAIL": "keen@localhost",
     "GIT_COMMITTER_NAME": "keen",
@@ -30,7 +46,7 @@ def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     from keen.tools.shell import scrubbed_env
 
     env = dict(scrubbed_env() if base is None else base)
-    for key, value in _IDENTITY.items():
+    for key, value in GIT_IDENTITY.items():
         env.setdefault(key, value)
     env["GIT_TERMINAL_PROMPT"] = "0"
     env.pop("GIT_DIR", None)
@@ -39,20 +55,60 @@ def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 @dataclass
+class SkippedFile:
+    """A file keen's commits leave out because it is over the size limit (it stays in the work tree)."""
+
+    path: str
+    size_bytes: int
+    limit_bytes: int
+
+    def as_dict(self) -> dict[str, object]:
+        limit = _size_text(self.limit_bytes)
+        return {
+            "path": self.path,
+            "size_bytes": self.size_bytes,
+            "reason": f"larger than the {limit} limit of keen's commits; left uncommitted in the work tree",
+        }
+
+
+@dataclass
 class FileChanges:
     created: list[str]
     modified: list[str]
     deleted: list[str]
+    skipped: list[SkippedFile] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, list[str]]:
-        return {"files_created": self.created, "files_modified": self.modified, "files_deleted": self.deleted}
+    def as_dict(self) -> dict[str, list[str] | list[dict[str, object]]]:
+        return {
+            "files_created": self.created,
+            "files_modified": self.modified,
+            "files_deleted": self.deleted,
+            "files_skipped": [f.as_dict() for f in self.skipped],
+        }
+
+
+def _size_text(size: int) -> str:
+    mib = 1024 * 1024
+    return f"{size // mib} MB" if size % mib == 0 else f"{size} bytes"
 
 
 class GitRepo:
-    """A git work tree at `path` (a main checkout or a linked worktree)."""
+    """A git work tree at `path` (a main checkout or a linked worktree).
 
-    def __init__(self, path: Path | str) -> None:
+    `max_file_bytes` bounds what keen's commits take (default: `KEEN_COMMIT_MAX_FILE_BYTES`).
+    """
+
+    def __init__(self, path: Path | str, *, max_file_bytes: int | None = None) -> None:
         self.path = Path(path)
+        self._max_file_bytes = max_file_bytes
+
+    @property
+    def max_file_bytes(self) -> int:
+        if self._max_file_bytes is None:
+            from keen.config import get_settings
+
+            self._max_file_bytes = get_settings().keen_commit_max_file_bytes
+        return self._max_file_bytes
 
     async def run(
         self,
@@ -63,7 +119,7 @@ class GitRepo:
     ) -> ProcessResult:
         """Run git; `env` replaces `git_env()` (the git tool passes one without keen's secrets)."""
         env = git_env() if env is None else env
-        result = await run_process(["git", *args], cwd=self.path, timeout=timeout, env=env)
+        result = await run_process(["git", *SAFE_CONFIG, *args], cwd=self.path, timeout=timeout, env=env)
         if check and not result.ok:
             detail = "timed out" if result.timed_out else (result.stderr or result.stdout).strip()
             raise WorkspaceError(f"git {' '.join(args)} failed in {self.path}: {detail}")
@@ -91,15 +147,32 @@ class GitRepo:
         return result.stdout.strip() or None
 
     async def status_porcelain(self) -> list[str]:
-        out = (await self.run("status", "--porcelain", "--untracked-files=all")).stdout
-        return [line for line in out.splitlines() if line.strip()]
+        """`XY path` per changed file, the path as it is (renames are an add and a delete)."""
+        out = (await self.run("status", "--porcelain", "-z", "--untracked-files=all", "--no-renames")).stdout
+        return [entry for entry in out.split("\0") if entry.strip()]
 
     async def is_dirty(self) -> bool:
         return bool(await self.status_porcelain())
 
+    async def oversized_changes(self) -> list[SkippedFile]:
+        """Changed or new files in the work tree larger than `max_file_bytes`."""
+        limit = self.max_file_bytes
+        found = []
+        for entry in await self.status_porcelain():
+            name = entry[3:]
+            try:
+                size = os.lstat(self.path / name).st_size
+            except OSError:  # deleted
+                continue
+            if size > limit:
+                found.append(SkippedFile(path=name, size_bytes=size, limit_bytes=limit))
+        return found
+
     async def commit_all(self, message: str, *, allow_empty: bool = False) -> str | None:
-        """Stage everything and commit. Returns the new commit, or None when nothing changed."""
-        await self.run("add", "-A")
+        """Stage everything but oversized files and commit. Returns the new commit, or None when
+        nothing changed. What is left out is reported by `changes_between(..., "HEAD")`."""
+        skipped = [f":(exclude,literal){f.path}" for f in await self.oversized_changes()]
+        await self.run("add", "-A", *(["--", ".", *skipped] if skipped else []))
         if not allow_empty and not (await self.run("diff", "--cached", "--quiet", check=False)).exit_code:
             return None
         args = ["commit", "-q", "--no-verify", "-m", message]
@@ -109,20 +182,22 @@ class GitRepo:
         return await self.head()
 
     async def files_in_commit(self, commit: str) -> list[str]:
-        out = await self.out("show", "--name-only", "--pretty=format:", commit)
-        return [line for line in out.splitlines() if line]
+        out = (await self.run("show", "-z", "--name-only", "--pretty=format:", commit)).stdout
+        return [name for name in out.split("\0") if name]
 
     async def changes_between(self, start: str, end: str = "HEAD") -> FileChanges:
-        """Files created, modified and deleted between two commits, as git sees them."""
-        out = (await self.run("diff", "--name-status", "--no-renames", start, end)).stdout
+        """Files created, modified and deleted between two commits, as git sees them; ending at
+        HEAD, also the files in the work tree that keen's commits left out for their size."""
+        out = (await self.run("diff", "-z", "--name-status", "--no-renames", start, end)).stdout
         created: list[str] = []
         modified: list[str] = []
         deleted: list[str] = []
-        for line in out.splitlines():
-            status, _, name = line.partition("\t")
+        fields = out.split("\0")
+        for status, name in zip(fields[::2], fields[1::2], strict=False):
             bucket = {"A": created, "D": deleted}.get(status[:1], modified)
             bucket.append(name)
-        return FileChanges(created=created, modified=modified, deleted=deleted)
+        skipped = await self.oversized_changes() if end == "HEAD" else []
+        return FileChanges(created=created, modified=modified, deleted=deleted, skipped=skipped)
 
     async def init(self) -> None:
         await self.run("init", "-q")

@@ -2,7 +2,9 @@
 
 Every subprocess keen starts for the agent or for validation goes through `run_process`, so a
 timeout or a cancellation (Ctrl-C, API cancel) always kills the command and everything it
-spawned, never leaving a `sleep 60` behind.
+spawned, never leaving a `sleep 60` behind. The process group alone does not hold a daemon that
+calls `setsid`: agent commands therefore run under `keen.tools.sandbox`, whose PID namespace (or
+subreaper) ends everything when the command ends.
 """
 
 from __future__ import annotations
@@ -38,9 +40,12 @@ async def run_process(
     cwd: Path | str,
     timeout: float,
     env: Mapping[str, str] | None = None,
+    grace: float = 0.0,
 ) -> ProcessResult:
     """Run `argv` (no shell) in its own session; kill the group on timeout or cancellation.
 
+    With `grace`, the leader is first sent SIGTERM and given that many seconds to end what it
+    supervises (the sandbox's subreaper kills every descendant on SIGTERM) before the SIGKILL.
     Raises `FileNotFoundError` when the program does not exist.
     """
     started = time.perf_counter()
@@ -61,13 +66,13 @@ async def run_process(
             await asyncio.wait_for(proc.wait(), timeout=timeout)
         except TimeoutError:
             timed_out = True
-            kill_group(proc.pid)
-            await proc.wait()
+            await _stop(proc, grace)
     except BaseException:
         # Cancelled (Ctrl-C, API cancel) or anything else: nothing may outlive the call.
-        kill_group(proc.pid)
+        if grace <= 0:
+            kill_group(proc.pid)  # at once, not in a task: the event loop may be closing
         with contextlib.suppress(Exception):
-            await asyncio.shield(proc.wait())
+            await asyncio.shield(_stop(proc, grace))
         stdout_task.cancel()
         stderr_task.cancel()
         raise
@@ -84,6 +89,16 @@ async def run_process(
         duration_ms=int((time.perf_counter() - started) * 1000),
         timed_out=timed_out,
     )
+
+
+async def _stop(proc: asyncio.subprocess.Process, grace: float) -> None:
+    if grace > 0 and proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(proc.wait()), timeout=grace)
+    kill_group(proc.pid)
+    await proc.wait()
 
 
 def kill_group(pid: int) -> None:

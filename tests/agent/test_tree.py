@@ -6,7 +6,10 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from helpers import assert_gap_free, call, complete, git, run_session, summon, turn, write_script
+from keen.config import reset_settings_cache
 
 
 async def test_root_child_and_grandchild_each_work_and_merge_in_order(repo: Path, tmp_path: Path) -> None:
@@ -84,7 +87,12 @@ async def test_root_child_and_grandchild_each_work_and_merge_in_order(repo: Path
     assert run.events[-1].data["iterations"] == 3 + 3 + 2
 
 
-async def test_parent_working_tree_is_untouched_while_the_child_runs(repo: Path, tmp_path: Path) -> None:
+async def test_parent_working_tree_is_untouched_while_the_child_runs(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The child's command probes the parent's work tree, which keen's sandbox hides from it.
+    monkeypatch.setenv("KEEN_SANDBOX", "none")
+    reset_settings_cache()
     (repo / "notes.txt").write_text("parent's pending work\n")  # uncommitted: checkpointed before summoning
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "notes")

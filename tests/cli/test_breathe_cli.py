@@ -16,10 +16,11 @@ from helpers import (
     call,
     complete,
     event_count,
-    pgid_alive,
     run_keen,
+    sleeping,
     start_keen,
     turn,
+    unique_sleep,
     wait_for,
     write_script,
 )
@@ -215,24 +216,22 @@ def test_help_does_not_import_heavy_modules() -> None:
 def test_ctrl_c_kills_the_running_command_and_cancels_within_3_seconds(
     tmp_path: Path, keen_home: Path
 ) -> None:
-    pidfile = tmp_path / "cmd.pid"
+    token = unique_sleep()  # the command's PIDs are its sandbox's: find it from outside by its argv
     script = write_script(
         tmp_path / "s.json",
-        [turn(call("run_command", command=f"echo $$ > {pidfile}; sleep 60 & sleep 60", timeout_seconds=300))],
+        [turn(call("run_command", command=f"sleep {token} & sleep {token}", timeout_seconds=300))],
     )
     proc = start_keen(
         ["breathe", "wait for a long time", "--model", f"scripted:{script}", "--dir", "w", "--json"], tmp_path
     )
-    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "")
-    pgid = int(pidfile.read_text())
-    assert pgid_alive(pgid)
+    wait_for(lambda: len(sleeping(token)) == 2)
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=10)
     elapsed = time.monotonic() - sent
     assert proc.returncode == 130, err
     assert elapsed < 3.0, elapsed
-    assert not pgid_alive(pgid)
+    wait_for(lambda: sleeping(token) == [], timeout=3)
     data = json.loads(out)
     assert data["status"] == "cancelled"
     db = sqlite3.connect(keen_home / "keen.db")
@@ -242,12 +241,11 @@ def test_ctrl_c_kills_the_running_command_and_cancels_within_3_seconds(
 def test_kill_9_then_resume_completes_with_no_event_lost_or_duplicated(
     tmp_path: Path, keen_home: Path
 ) -> None:
-    marker = tmp_path / "reached"
     script = write_script(
         tmp_path / "s.json",
         [
             turn(call("write_files", path="one.txt", content="1\n")),
-            turn(call("run_command", command=f"touch {marker}")),
+            turn(call("run_command", command="true")),
             turn(call("write_files", path="two.txt", content="2\n"), delay_ms=4_000),  # killed while waiting
             turn(call("write_files", path="three.txt", content="3\n")),
             complete("three files written"),
@@ -256,7 +254,6 @@ def test_kill_9_then_resume_completes_with_no_event_lost_or_duplicated(
     proc = start_keen(
         ["breathe", "write three files", "--model", f"scripted:{script}", "--dir", "w", "--json"], tmp_path
     )
-    wait_for(marker.exists)
     db_path = keen_home / "keen.db"
     wait_for(lambda: event_count(db_path, "tool.finished") >= 2)
     proc.kill()

@@ -9,7 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from helpers import call, complete, event_count, run_keen, start_keen, turn, wait_for, write_script
+from helpers import (
+    call,
+    complete,
+    event_count,
+    run_keen,
+    sleeping,
+    start_keen,
+    turn,
+    unique_sleep,
+    wait_for,
+    write_script,
+)
 
 
 @pytest.fixture
@@ -116,14 +127,12 @@ def test_status_masks_secrets_and_version_prints(tmp_path: Path) -> None:
 
 
 def test_sessions_cancel_stops_a_running_session_from_another_process(tmp_path: Path) -> None:
-    pidfile = tmp_path / "cmd.pid"
-    script = write_script(
-        tmp_path / "s.json", [turn(call("run_command", command=f"echo $$ > {pidfile}; sleep 60"))]
-    )
+    token = unique_sleep()
+    script = write_script(tmp_path / "s.json", [turn(call("run_command", command=f"sleep {token}"))])
     proc = start_keen(
         ["breathe", "a session to cancel", "--model", f"scripted:{script}", "--dir", "w", "--json"], tmp_path
     )
-    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "")
+    wait_for(lambda: sleeping(token) != [])
     home_db = Path(os.environ["KEEN_HOME"]) / "keen.db"
     session_id = sqlite3.connect(home_db).execute("select short_id from sessions").fetchone()[0]
     cancelled = run_keen("sessions", "cancel", session_id, cwd=tmp_path)

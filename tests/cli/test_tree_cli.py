@@ -12,11 +12,12 @@ from helpers import (
     call,
     complete,
     event_count,
-    pgid_alive,
     run_keen,
+    sleeping,
     start_keen,
     summon,
     turn,
+    unique_sleep,
     wait_for,
     write_script,
 )
@@ -25,28 +26,25 @@ from helpers import (
 def test_cancel_while_a_grandchild_runs_cancels_all_three_and_leaves_no_worktree(
     tmp_path: Path, keen_home: Path
 ) -> None:
-    pidfile = tmp_path / "cmd.pid"
+    token = unique_sleep()
     script = write_script(
         tmp_path / "s.json",
         {
             "main": [turn(summon("delegate the long job", "general")), complete()],
             "summon-A": [turn(summon("run the long job", "devops")), complete()],
-            "summon-A-A": [
-                turn(call("run_command", command=f"echo $$ > {pidfile}; sleep 60", timeout_seconds=300))
-            ],
+            "summon-A-A": [turn(call("run_command", command=f"sleep {token}", timeout_seconds=300))],
         },
     )
     proc = start_keen(
         ["breathe", "a deep tree of agents", "--model", f"scripted:{script}", "--dir", "w", "--json"],
         tmp_path,
     )
-    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "")
-    pgid = int(pidfile.read_text())
+    wait_for(lambda: sleeping(token) != [])
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=15)
     assert proc.returncode == 130, err
     assert json.loads(out)["status"] == "cancelled"
-    assert not pgid_alive(pgid)
+    wait_for(lambda: sleeping(token) == [], timeout=3)
     db = sqlite3.connect(keen_home / "keen.db")
     rows = db.execute("select branch_name, status from sessions order by depth").fetchall()
     assert rows == [("main", "cancelled"), ("summon-A", "cancelled"), ("summon-A-A", "cancelled")]
@@ -61,14 +59,13 @@ def test_cancel_while_a_grandchild_runs_cancels_all_three_and_leaves_no_worktree
 
 
 def test_resume_after_a_crash_continues_the_child_then_its_parent(tmp_path: Path, keen_home: Path) -> None:
-    marker = tmp_path / "child-started"
     script = write_script(
         tmp_path / "s.json",
         {
             "main": [turn(summon("write the two parts", "backend")), complete("both parts merged")],
             "summon-A": [
                 turn(call("write_files", path="part1.txt", content="1\n")),
-                turn(call("run_command", command=f"touch {marker}")),
+                turn(call("run_command", command="true")),
                 turn(call("write_files", path="part2.txt", content="2\n"), delay_ms=4_000),
                 complete("parts written"),
             ],
@@ -79,7 +76,6 @@ def test_resume_after_a_crash_continues_the_child_then_its_parent(tmp_path: Path
         tmp_path,
     )
     db_path = keen_home / "keen.db"
-    wait_for(marker.exists)
     wait_for(lambda: event_count(db_path, "tool.finished") >= 2)
     proc.kill()
     proc.wait(timeout=10)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from helpers import call, complete, run_keen, turn, wait_for, write_script
+from helpers import call, complete, run_keen, sleeping, turn, unique_sleep, wait_for, write_script
 
 QUESTION = "What does notes.txt say?"
 VISION = "Create marmalade.txt containing the secret word from notes.txt.\n\nDone when the file exists."
@@ -277,14 +277,12 @@ def test_sigterm_closes_the_conversation_as_cancelled(
 def test_sigterm_during_a_breathe_run_cancels_the_run_and_leaves_the_chat(
     project: Path, tmp_path: Path, keen_home: Path, terminal: Callable[..., Any]
 ) -> None:
-    pidfile = tmp_path / "cmd.pid"
+    token = unique_sleep()
     script = write_script(
         tmp_path / "script.json",
         {
             "converse": [turn(text="Sure."), turn(text=VISION)],
-            "main": [
-                turn(call("run_command", command=f"echo $$ > {pidfile}; sleep 60", timeout_seconds=300))
-            ],
+            "main": [turn(call("run_command", command=f"sleep {token}", timeout_seconds=300))],
         },
     )
     term = terminal("converse", "--dir", str(project), "--model", f"scripted:{script}", cwd=tmp_path)
@@ -294,7 +292,7 @@ def test_sigterm_during_a_breathe_run_cancels_the_run_and_leaves_the_chat(
     term.line("breathe")
     term.expect(r"\[y/N\] ")
     term.line("y")
-    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() != "")
+    wait_for(lambda: sleeping(token) != [])
     os.kill(term.pid, signal.SIGTERM)
     assert term.wait(timeout=30) == 130
     assert "Back to the conversation" not in term.text

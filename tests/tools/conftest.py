@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -11,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from helpers import StubAgent
 from keen.gitrepo import git_env
 from keen.tools import files, git, search, shell
 from keen.tools.context import ToolContext
@@ -18,27 +17,6 @@ from keen.tools.registry import ToolRegistry, ToolResult
 from keen.tools.workspace import Workspace
 
 Call = Callable[..., Awaitable[ToolResult]]
-
-
-class StubAgent:
-    """AgentControl stand-in: the workspace tools never act on the agent."""
-
-    session_id = "session-test"
-    root_session_id = "session-test"
-    branch_name = "main"
-    depth = 0
-    max_parallel = 3
-    phase = "implementation"
-    tree = None
-
-    async def change_phase(self, phase: str, summary: str) -> dict[str, Any]:
-        raise AssertionError("workspace tools do not change phases")
-
-    async def request_completion(self, summary: str, success: bool, next_steps: list[str]) -> dict[str, Any]:
-        raise AssertionError("workspace tools do not complete")
-
-    async def emit(self, type: str, data: dict[str, Any]) -> None:
-        raise AssertionError("workspace tools do not emit events")
 
 
 @pytest.fixture
@@ -87,39 +65,3 @@ def repo(root: Path) -> Path:
     _git(root, "add", "-A")
     _git(root, "commit", "-q", "-m", "initial")
     return root
-
-
-@pytest.fixture
-def group_members() -> Callable[[int], list[int]]:
-    return _live_group_members
-
-
-@pytest.fixture
-def wait_until() -> Callable[..., Awaitable[bool]]:
-    return _wait_until
-
-
-def _live_group_members(pgid: int) -> list[int]:
-    """Processes of a process group that are still running (zombies excluded)."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()  # after "(comm)": state, ppid, pgrp, ...
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry))
-    return members
-
-
-async def _wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.05)
-    return predicate()

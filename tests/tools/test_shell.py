@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from helpers import sleeping, unique_sleep
 from keen.tools.context import ToolContext
-from keen.tools.shell import STREAM_LIMIT, scrubbed_env
+from keen.tools.sandbox import policy_from_settings
+from keen.tools.shell import REDACTED, STREAM_LIMIT, redact, scrubbed_env
 
-# Leaves a background `sleep` in the group: killing only the leader would orphan it.
-SPAWNS_GROUP = "echo $$; sleep 60 & sleep 60"
+
+async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.05)
+    return predicate()
+
+
+async def wait_gone(token: str) -> bool:
+    """True once no `sleep <token>` runs anywhere (a killed namespace takes a moment to reap)."""
+    return await until(lambda: sleeping(token) == [], timeout=5)
 
 
 async def test_returns_exit_code_and_both_streams(call, root: Path) -> None:
@@ -34,37 +49,42 @@ async def test_command_has_no_stdin(call) -> None:
     assert result.output["timed_out"] is False
 
 
-async def test_timeout_kills_the_whole_process_group(call, group_members, wait_until) -> None:
-    result = await call("run_command", {"command": SPAWNS_GROUP, "timeout_seconds": 1})
+def daemons(token: str) -> str:
+    """A command leaving a plain background child, a `setsid` one and a double-forked one."""
+    return f"sleep {token} & setsid sleep {token} & (sleep {token} &); sleep {token}"
+
+
+async def test_timeout_kills_every_process_the_command_started(call, sandbox_kind: str) -> None:
+    token = unique_sleep()
+
+    result = await call("run_command", {"command": daemons(token), "timeout_seconds": 1})
 
     assert not result.ok
     assert "timed out after 1s" in result.error
     assert result.output["timed_out"] is True
     assert result.output["exit_code"] is None
     assert result.duration_ms < 10_000
-    pgid = int(result.output["stdout"].strip())
-    assert await wait_until(lambda: group_members(pgid) == [], timeout=3)
+    assert await wait_gone(token)
 
 
-async def test_cancelling_a_running_command_kills_its_group(
-    call, root: Path, group_members, wait_until
-) -> None:
-    task = asyncio.create_task(call("run_command", {"command": f"echo $$ > pgid.txt; {SPAWNS_GROUP}"}))
-    pgid_file = root / "pgid.txt"
-
-    def pgid() -> int | None:
-        text = pgid_file.read_text().strip() if pgid_file.exists() else ""
-        return int(text) if text else None
-
-    assert await wait_until(lambda: pgid() is not None and len(group_members(pgid())) >= 2)
-    group = pgid()
-    assert group is not None
+async def test_cancelling_a_running_command_kills_every_process_it_started(call, sandbox_kind: str) -> None:
+    token = unique_sleep()
+    task = asyncio.create_task(call("run_command", {"command": daemons(token)}))
+    assert await until(lambda: len(sleeping(token)) >= 4)
 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
 
-    assert await wait_until(lambda: group_members(group) == [], timeout=3)
+    assert await wait_gone(token)
+
+
+async def test_command_runs_in_the_workspace_with_the_sandbox_in_settings(call, root: Path) -> None:
+    result = await call("run_command", {"command": "pwd; cat /proc/1/cmdline"})
+
+    assert result.output["stdout"].splitlines()[0] == str(root)
+    if policy_from_settings().kind == "bwrap":
+        assert "bwrap" in result.output["stdout"]  # PID 1 of the command's own namespace
 
 
 async def test_long_output_is_cut_in_the_middle(call) -> None:
@@ -128,3 +148,21 @@ def test_scrubbed_env_defaults_to_the_process_environment(monkeypatch) -> None:
     assert "KEEN_SECRET_KEY" not in env
     assert env["SOMETHING_ELSE"] == "1"
     assert env["PATH"] == os.environ["PATH"]
+
+
+def test_redact_replaces_every_secret_value_longest_first() -> None:
+    url = "postgresql://keen:pw-0123456789@db/keen"
+    text = f"url={url} password=pw-0123456789 key=sk-ant-abcdefgh short=abc"
+
+    out = redact(text, [url, "pw-0123456789", "sk-ant-abcdefgh", "abc", ""])
+
+    assert out == f"url={REDACTED} password={REDACTED} key={REDACTED} short=abc"
+
+
+async def test_secret_in_command_output_is_redacted(call, ctx: ToolContext) -> None:
+    ctx.secret_values = ("sk-ant-test-0123456789",)
+
+    result = await call("run_command", {"command": "echo key=sk-ant-test-0123456789 >&2; echo ok"}, ctx)
+
+    assert result.output["stderr"] == f"key={REDACTED}\n"
+    assert result.output["stdout"] == "ok\n"

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from keen.events.projections import Node, TreeProjection
 from keen.tools.workspace import Workspace
+
+if TYPE_CHECKING:
+    from keen.tools.sandbox import Sandbox
 
 DEFAULT_CHILD_ITERATIONS = 50
 
@@ -84,5 +87,14 @@ class ToolContext:
     workspace: Workspace
     agent: AgentControl
     call_id: str = ""
-    # Secret values keen holds; never passed to commands the agent runs.
+    # Secret values keen holds; never passed to commands the agent runs, redacted from results.
     secret_values: tuple[str, ...] = ()
+    # Where commands run; None: the session's sandbox as the settings choose it.
+    sandbox: Sandbox | None = None
+
+    def command_sandbox(self) -> Sandbox:
+        if self.sandbox is None:
+            from keen.tools.sandbox import policy_from_settings, session_sandbox
+
+            self.sandbox = session_sandbox(policy_from_settings(), self.agent.root_session_id)
+        return self.sandbox

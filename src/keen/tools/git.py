@@ -1,4 +1,8 @@
-"""The `git` tool: real git in the workspace, arguments as a list, no way out of the workspace."""
+"""The `git` tool: real git in the workspace, arguments as a list, no way out of the workspace.
+
+It runs in the session's sandbox like `run_command`: the repository's hooks and config are the
+agent's own, so whatever they make git run stays contained.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from keen.gitrepo import GitRepo, git_env
+from keen.gitrepo import GIT_TIMEOUT_SECONDS, GitRepo, git_env
 from keen.text import cut_middle
 from keen.tools.context import ToolContext
 from keen.tools.registry import Tool, ToolError, tool
-from keen.tools.shell import scrubbed_env
+from keen.tools.shell import redact, scrubbed_env
 
 GitAction = Literal[
     "status", "diff", "log", "add", "commit", "branch", "checkout", "merge", "show", "stash", "reset"
@@ -90,13 +94,18 @@ async def git(ctx: ToolContext, args: GitInput) -> dict[str, Any]:
     if args.branch is not None and args.action in ("merge", "checkout") and not args.create:
         args = args.model_copy(update={"branch": await _tree_branch(ctx, repo, args.branch, env)})
     argv = build_argv(args)
-    result = await repo.run(*argv, check=False, env=env)
-    output = {
+    sandbox = ctx.command_sandbox()
+    result = await sandbox.run(
+        ["git", *argv], workspace=ctx.workspace.root, timeout=GIT_TIMEOUT_SECONDS, env=env
+    )
+    output: dict[str, Any] = {
         "command": shlex.join(["git", *argv]),
         "exit_code": result.exit_code,
-        "stdout": cut_middle(result.stdout, STDOUT_LIMIT),
-        "stderr": cut_middle(result.stderr, STDERR_LIMIT),
+        "stdout": cut_middle(redact(result.stdout, ctx.secret_values), STDOUT_LIMIT),
+        "stderr": cut_middle(redact(result.stderr, ctx.secret_values), STDERR_LIMIT),
     }
+    if notice := sandbox.take_notice():
+        output["sandbox"] = notice
     if result.timed_out:
         raise ToolError(f"git {args.action} timed out and was killed", output=output)
     if result.exit_code != 0:

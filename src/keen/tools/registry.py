@@ -118,6 +118,7 @@ class ToolRegistry:
         started = time.perf_counter()
         result = await self._execute(name, raw_input, ctx)
         result.duration_ms = int((time.perf_counter() - started) * 1000)
+        _redact_result(result, ctx.secret_values)  # before the cut: no half of a secret is kept
         return _bounded(result)  # last: nothing may grow the result after it is cut
 
     def validate(self, name: str, raw_input: Any) -> BaseModel:
@@ -157,6 +158,15 @@ def _bounded(result: ToolResult) -> ToolResult:
     if result.output is not None:
         result.output = fit(result.output, RESULT_LIMIT - len(result.error or "") - 100)
     return result
+
+
+def _redact_result(result: ToolResult, secret_values: tuple[str, ...]) -> None:
+    """No secret of keen's reaches the event log or the model through any tool's result."""
+    from keen.tools.shell import redact, redact_value  # shell registers tools: import at use
+
+    result.output = redact_value(result.output, secret_values)
+    if result.error is not None:
+        result.error = redact(result.error, secret_values)
 
 
 def _describe(exc: ValidationError) -> str:

@@ -1,8 +1,8 @@
 """Finding and running the external tools validation uses (ruff, pytest, node, npm, tsc, eslint).
 
-Every tool runs through `keen.proc.run_process` (own process group, no stdin, timeout), with
-keen's own secrets removed from the environment (a project's test suite is untrusted code) and
-keen's own virtualenv out of sight (`keen.validation.pyenv`).
+Every tool runs in keen's sandbox (`keen.tools.sandbox`: no stdin, timeout, nothing outlives it),
+with keen's own secrets removed from the environment (a project's test suite is untrusted code)
+and keen's own virtualenv out of sight (`keen.validation.pyenv`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from keen.proc import ProcessResult, run_process
+from keen.proc import ProcessResult
 from keen.validation.pyenv import without_keen_venv
 
 
@@ -70,11 +70,26 @@ def find_node_tool(root: Path, name: str) -> str | None:
 
 
 async def run_tool(
-    argv: Sequence[str], *, cwd: Path, timeout: float, env: Mapping[str, str] | None = None
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    writable: Sequence[Path] = (),
 ) -> ProcessResult:
-    """Run a tool; a missing program becomes `ToolUnavailable` naming it."""
+    """Run a tool in the sandbox, `cwd` and `writable` (report directories) read-write; a missing
+    program becomes `ToolUnavailable` naming it."""
+    from keen.tools.sandbox import Sandbox, policy_from_settings
+
+    sandbox = Sandbox(policy_from_settings())  # a fresh home per run: nothing shared between runs
     try:
-        return await run_process(argv, cwd=cwd, timeout=timeout, env=env if env is not None else tool_env())
+        return await sandbox.run(
+            argv,
+            workspace=cwd,
+            timeout=timeout,
+            env=env if env is not None else tool_env(),
+            writable=writable,
+        )
     except FileNotFoundError as exc:
         raise ToolUnavailable(f"{Path(argv[0]).name} is not installed") from exc
 

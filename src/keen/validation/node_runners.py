@@ -77,7 +77,7 @@ async def run_npm_test(ctx: CheckContext) -> SuiteRun | None:
     with tempfile.TemporaryDirectory(prefix="keen-npm-test-") as tmp:
         report = Path(tmp) / "report"
         argv, env = _command(ctx, npm, call, report, env)
-        result = await run_tool(argv, cwd=ctx.root, timeout=ctx.timeouts.tests, env=env)
+        result = await run_tool(argv, cwd=ctx.root, timeout=ctx.timeouts.tests, env=env, writable=[Path(tmp)])
         counts = _read_report(call.runner, report, result)
     if counts is not None:
         _relative_files(counts, ctx.root)

@@ -80,7 +80,9 @@ async def _run_in(ctx: CheckContext, env: PythonEnv) -> SuiteRun:
         argv += [f"--junitxml={report}", "-o", "junit_family=xunit1"]  # xunit1 adds file and line
         process_env = {**env.env, "PYTHONDONTWRITEBYTECODE": "1"}  # no __pycache__ left behind
         try:
-            result = await run_tool(argv, cwd=ctx.root, timeout=ctx.timeouts.tests, env=process_env)
+            result = await run_tool(
+                argv, cwd=ctx.root, timeout=ctx.timeouts.tests, env=process_env, writable=[Path(tmp)]
+            )
         except ToolUnavailable:
             result = ProcessResult(127, "", f"{env.command[0]} could not be started", 0)
         info = read_json(info_file) or {}

@@ -64,7 +64,7 @@ async def ruff_check(
     if list(targets) != ["."]:
         argv.append("--force-exclude")  # explicit paths still honour the project's excludes
     argv += ["--", *targets]
-    result = await run_tool(argv, cwd=root, timeout=timeout, env=env)
+    result = await run_tool(argv, cwd=root, timeout=timeout, env=env, writable=[cache] if cache else [])
     if result.timed_out:
         raise ToolFailed(f"ruff timed out after {timeout:g} s")
     if result.exit_code not in (0, 1):
