@@ -15,11 +15,12 @@ from helpers import (
     call,
     complete,
     git,
-    pgid_alive,
     run_keen,
+    sleeping,
     start_keen,
     summon,
     turn,
+    unique_sleep,
     wait_for,
     write_script,
 )
@@ -51,24 +52,23 @@ def _no_worktree_left(workspace: Path, keen_home: Path) -> None:
 def test_ctrl_c_during_three_parallel_children_cancels_all_within_3_seconds(
     tmp_path: Path, keen_home: Path
 ) -> None:
+    tokens = {b: unique_sleep() for b in BRANCHES}
+
     def sleeper(branch: str) -> list[dict[str, Any]]:
-        pidfile = tmp_path / f"{branch}.pid"
-        return [turn(call("run_command", command=f"echo $$ > {pidfile}; sleep 60", timeout_seconds=300))]
+        return [turn(call("run_command", command=f"sleep {tokens[branch]}", timeout_seconds=300))]
 
     script = _tree(tmp_path, sleeper)
     proc = start_keen(
         ["breathe", "three parallel parts", "--model", f"scripted:{script}", "--dir", "w", "--json"], tmp_path
     )
-    pidfiles = [tmp_path / f"{b}.pid" for b in BRANCHES]
-    wait_for(lambda: all(p.exists() and p.read_text().strip() for p in pidfiles))
-    groups = [int(p.read_text()) for p in pidfiles]
+    wait_for(lambda: all(sleeping(t) for t in tokens.values()))
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=15)
     assert proc.returncode == 130, err
     assert time.monotonic() - sent < 3.0
     assert json.loads(out)["status"] == "cancelled"
-    assert not any(pgid_alive(g) for g in groups)
+    wait_for(lambda: not any(sleeping(t) for t in tokens.values()), timeout=3)
     rows = (
         sqlite3.connect(keen_home / "keen.db").execute("select branch_name, status from sessions").fetchall()
     )
@@ -79,11 +79,12 @@ def test_ctrl_c_during_three_parallel_children_cancels_all_within_3_seconds(
 def test_kill_9_during_parallel_children_then_resume_makes_the_same_tree(
     tmp_path: Path, keen_home: Path
 ) -> None:
+    tokens = {b: unique_sleep() for b in BRANCHES}
+
     def writer(branch: str) -> list[dict[str, Any]]:
-        marker = tmp_path / f"{branch}.started"
         return [
             turn(call("write_files", path=f"{branch}.txt", content=f"{branch}\n")),
-            turn(call("run_command", command=f"touch {marker}; sleep 3", timeout_seconds=60)),
+            turn(call("run_command", command=f"sleep {tokens[branch]}", timeout_seconds=600)),
             complete(f"{branch} written"),
         ]
 
@@ -91,7 +92,7 @@ def test_kill_9_during_parallel_children_then_resume_makes_the_same_tree(
     proc = start_keen(
         ["breathe", "three parallel parts", "--model", f"scripted:{script}", "--dir", "w", "--json"], tmp_path
     )
-    wait_for(lambda: all((tmp_path / f"{b}.started").exists() for b in BRANCHES))
+    wait_for(lambda: all(sleeping(t) for t in tokens.values()))
     proc.kill()
     proc.wait(timeout=10)
     root = (
@@ -112,14 +113,14 @@ def test_kill_9_during_parallel_children_then_resume_makes_the_same_tree(
 def test_a_childs_work_survives_losing_its_worktree_as_a_machine_restart_would(
     tmp_path: Path, keen_home: Path
 ) -> None:
-    marker = tmp_path / "child.waiting"
+    token = unique_sleep()
     script = write_script(
         tmp_path / "s.json",
         {
             "main": [turn(summon("write the report of part A", "general")), complete("merged")],
             "summon-A": [
                 turn(call("write_files", path="report.txt", content="half of the report\n")),
-                turn(call("run_command", command=f"touch {marker}; sleep 30", timeout_seconds=60)),
+                turn(call("run_command", command=f"sleep {token}", timeout_seconds=600)),
                 turn(call("edit_file", path="report.txt", old_text="half", new_text="all")),
                 complete("report written"),
             ],
@@ -128,7 +129,7 @@ def test_a_childs_work_survives_losing_its_worktree_as_a_machine_restart_would(
     proc = start_keen(
         ["breathe", "one child writes a report", "--model", f"scripted:{script}", "--dir", "w"], tmp_path
     )
-    wait_for(marker.exists)
+    wait_for(lambda: sleeping(token) != [])
     proc.kill()
     proc.wait(timeout=10)
     db = sqlite3.connect(keen_home / "keen.db")

@@ -9,24 +9,38 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from helpers import call, complete, git, run_keen, start_keen, summon, turn, wait_for, write_script
+from helpers import (
+    call,
+    complete,
+    git,
+    run_keen,
+    sleeping,
+    start_keen,
+    summon,
+    turn,
+    unique_sleep,
+    wait_for,
+    write_script,
+)
 
 
 def _killed_before_summoning(tmp_path: Path, keen_home: Path, child: list[dict]) -> tuple[str, Path]:
-    marker = tmp_path / "waiting"
+    token = unique_sleep()
     script = write_script(
         tmp_path / "s.json",
         {
             "main": [
-                turn(call("run_command", command=f"touch {marker}; sleep 30", timeout_seconds=60)),
+                turn(call("run_command", command=f"sleep {token}", timeout_seconds=600)),
                 turn(summon("write child.txt for the parent", "general")),
                 complete("child merged"),
             ],
             "summon-A": child,
         },
     )
-    proc = start_keen(["breathe", "summon one child", "--model", f"scripted:{script}", "--dir", "w"], tmp_path)
-    wait_for(marker.exists)
+    proc = start_keen(
+        ["breathe", "summon one child", "--model", f"scripted:{script}", "--dir", "w"], tmp_path
+    )
+    wait_for(lambda: sleeping(token) != [])
     proc.kill()
     proc.wait(timeout=10)
     short = sqlite3.connect(keen_home / "keen.db").execute("select short_id from sessions").fetchone()[0]

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from helpers import StubAgent
 from keen.tools import files, search, shell
 from keen.tools.context import ToolContext
 from keen.tools.registry import ToolRegistry, ToolResult
@@ -40,7 +41,7 @@ def outside(tmp_path: Path) -> Path:
 
 
 async def _call(root: Path, name: str, tool_input: dict[str, Any]) -> ToolResult:
-    ctx = ToolContext(workspace=Workspace(root), agent=None, call_id="c1")  # type: ignore[arg-type]
+    ctx = ToolContext(workspace=Workspace(root), agent=StubAgent(), call_id="c1")
     return await REGISTRY.execute(name, tool_input, ctx)
 
 

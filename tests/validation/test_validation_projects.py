@@ -39,7 +39,7 @@ def counts(tests: CategoryResult) -> tuple[int, int, int, int]:
 def plugin_log(monkeypatch: pytest.MonkeyPatch, root: Path) -> Path:
     """Where the project's pytest run will record the plugins it loaded."""
     (root / "conftest.py").write_text(PLUGIN_LOG_CONFTEST)
-    log = root.parent / f"{root.name}-plugins.json"
+    log = root / "loaded-plugins.json"  # inside the workspace: the only place the sandbox lets it write
     monkeypatch.setenv("FIXTURE_PLUGIN_LOG", str(log))
     return log
 
