@@ -278,6 +278,27 @@ def test_childs_worktree_is_visible_and_writable_to_the_child(tmp_path: Path, ke
 
 
 @bwrap_only
+async def test_forged_dot_git_file_makes_a_host_directory_writable(
+    agent_call: AgentCall, workspace: Path, outside_tmp: Path
+) -> None:
+    """A child's worktree has a `.git` file naming its repository, which the sandbox binds
+    writable; the agent can rewrite that file, even forge git's layout around it."""
+    fake = workspace / "fake" / "worktrees" / "x"
+    forge = (
+        f"mv .git .git-real && mkdir -p {fake} && echo {workspace}/.git > {fake}/gitdir && "
+        f"echo {outside_tmp} > {fake}/commondir && echo 'gitdir: {fake}' > .git"
+    )
+    direct = f"echo 'gitdir: {outside_tmp}' > .git"
+
+    for attempt in (forge, direct):
+        forged = await agent_call("run_command", {"command": attempt})
+        assert forged.output["exit_code"] == 0, forged.output["stderr"]
+        await agent_call("run_command", {"command": f"echo pwned > {outside_tmp}/pwned.txt"})
+
+        assert not (outside_tmp / "pwned.txt").exists()
+
+
+@bwrap_only
 async def test_project_tests_run_by_validation_read_keen_home(
     outside_tmp: Path, monkeypatch: pytest.MonkeyPatch, workspace: Path
 ) -> None:

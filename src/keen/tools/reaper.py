@@ -9,6 +9,7 @@ before it exits itself: nothing the command started outlives it, and the pipes c
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -65,10 +66,8 @@ def kill_descendants() -> None:
         if not victims:
             break
         for pid in victims:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         _reap()
     _reap()
 
