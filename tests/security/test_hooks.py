@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import call, complete, git, run_keen, summon, turn, write_script
+from helpers import call, complete, git, summon, turn
 from keen.gitrepo import GitRepo
 from security.attack import AgentCall
 
@@ -50,29 +50,13 @@ def markers(tmp_path: Path) -> Path:
     return path
 
 
-def test_planted_hooks_run_on_keens_final_commit(tmp_path: Path, markers: Path) -> None:
+def test_planted_hooks_run_on_keens_final_commit(breathe, tmp_path: Path, markers: Path) -> None:
+    breathe(
+        turn(call("run_command", command=plant_command(markers))),
+        turn(call("write_files", path="work.txt", content="the agent's work\n")),
+    )
+
     workspace = tmp_path / "w"
-    script = write_script(
-        tmp_path / "s.json",
-        [
-            turn(call("run_command", command=plant_command(markers))),
-            turn(call("write_files", path="work.txt", content="the agent's work\n")),
-            complete("work written"),
-        ],
-    )
-
-    result = run_keen(
-        "breathe",
-        "plant hooks and leave work",
-        "--model",
-        f"scripted:{script}",
-        "--dir",
-        str(workspace),
-        "--json",
-        cwd=tmp_path,
-    )
-
-    assert result.returncode == 0, result.stderr
     assert (workspace / ".git" / "hooks" / "post-commit").exists()  # planted...
     assert "work.txt" in git(workspace, "show", "--name-only", "--format=", "HEAD").split()  # ...committed
     assert sorted(p.name for p in markers.iterdir()) == []  # ...and none ran
@@ -99,36 +83,19 @@ async def test_planted_hooks_run_on_keens_commit_and_merge(tmp_path: Path, marke
     assert sorted(p.name for p in markers.iterdir()) == []
 
 
-def test_planted_hooks_run_when_keen_merges_a_child(tmp_path: Path, markers: Path) -> None:
-    script = write_script(
-        tmp_path / "s.json",
-        {
+def test_planted_hooks_run_when_keen_merges_a_child(breathe, tmp_path: Path, markers: Path) -> None:
+    into_repository = plant_command(markers).replace(".git/", "$(git rev-parse --git-common-dir)/")
+    breathe(
+        agents={
             "main": [turn(summon("plant hooks from a child", "general")), complete("merged")],
             "summon-A": [
-                turn(
-                    call(
-                        "run_command",
-                        command=plant_command(markers).replace(".git/", "$(git rev-parse --git-common-dir)/"),
-                    )
-                ),
+                turn(call("run_command", command=into_repository)),
                 turn(call("write_files", path="child.txt", content="from the child\n")),
                 complete("child work"),
             ],
-        },
+        }
     )
 
-    result = run_keen(
-        "breathe",
-        "a child plants hooks",
-        "--model",
-        f"scripted:{script}",
-        "--dir",
-        "w",
-        "--json",
-        cwd=tmp_path,
-    )
-
-    assert result.returncode == 0, result.stderr
     assert (tmp_path / "w" / ".git" / "hooks" / "post-merge").exists()
     assert (tmp_path / "w" / "child.txt").exists()  # committed on the child's branch and merged
     assert sorted(p.name for p in markers.iterdir()) == []

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import call, complete, git, run_keen, summon, turn, write_script
+from helpers import call, complete, git, run_keen, summon, turn
 from keen.config import Settings, reset_settings_cache
 from keen.errors import ConfigError
 from security.attack import AgentCall
@@ -241,36 +241,22 @@ def test_server_mode_refuses_to_run_commands_without_bubblewrap(keen_home: Path)
 
 
 @bwrap_only
-def test_childs_worktree_is_visible_and_writable_to_the_child(tmp_path: Path, keen_home: Path) -> None:
-    child_work = "pwd && echo made > child.txt && git add child.txt && git commit -qm 'child commit' && git log --format=%s -1"
-    script = write_script(
-        tmp_path / "s.json",
-        {
+def test_childs_worktree_is_visible_and_writable_to_the_child(
+    breathe, tmp_path: Path, keen_home: Path
+) -> None:
+    child_work = (
+        "pwd && echo made > child.txt && git add child.txt && git commit -qm 'child commit' && "
+        "git log --format=%s -1"
+    )
+
+    run = breathe(
+        agents={
             "main": [turn(summon("commit a file from a command", "general")), complete()],
             "summon-A": [turn(call("run_command", command=child_work)), complete("committed")],
-        },
+        }
     )
 
-    result = run_keen(
-        "breathe",
-        "a child commits from its sandbox",
-        "--model",
-        f"scripted:{script}",
-        "--dir",
-        "w",
-        "--json",
-        cwd=tmp_path,
-    )
-
-    assert result.returncode == 0, result.stderr
-    shown = json.loads(
-        run_keen("sessions", "show", json.loads(result.stdout)["session_id"], "--json", cwd=tmp_path).stdout
-    )
-    child = next(
-        e["data"]["output"]
-        for e in shown["events"]
-        if e["type"] == "tool.finished" and e["data"]["name"] == "run_command"
-    )
+    child = next(t["output"] for t in run.tools if t["name"] == "run_command")
     assert child["exit_code"] == 0, child["stderr"]
     assert child["stdout"].splitlines()[0].startswith(str(keen_home / "worktrees"))
     assert child["stdout"].splitlines()[-1] == "child commit"
