@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from helpers import StubAgent, complete, git, run_keen, write_script
+from helpers import StubAgent, complete, run_keen, write_script
 from keen.tools import files, shell
 from keen.tools import git as git_tool
 from keen.tools.context import ToolContext
@@ -27,8 +27,14 @@ from security.attack import SECRET, AgentCall, Run
 
 @pytest.fixture
 def breathe(tmp_path: Path) -> Callable[..., Run]:
-    def run(*turns: dict[str, Any], env: dict[str, str] | None = None, workspace: Path | None = None) -> Run:
-        script = write_script(tmp_path / "script.json", [*turns, complete()])
+    def run(
+        *turns: dict[str, Any],
+        agents: dict[str, list[dict[str, Any]]] | None = None,
+        env: dict[str, str] | None = None,
+        workspace: Path | None = None,
+    ) -> Run:
+        """Run the main agent's `turns` then completion, or a whole tree's scripted `agents`."""
+        script = write_script(tmp_path / "script.json", agents or [*turns, complete()])
         env = {"ANTHROPIC_API_KEY": SECRET, **(env or {})}
         result = run_keen(
             "breathe",
@@ -67,14 +73,8 @@ def bwrap_only() -> None:
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    path = tmp_path / "ws"
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    (path / "README.md").write_text("# demo\n")
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", "initial")
-    return path.resolve()
+def workspace(repo: Path) -> Path:
+    return repo.resolve()
 
 
 @pytest.fixture

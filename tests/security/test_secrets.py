@@ -103,6 +103,17 @@ def test_reading_other_sessions_worktrees_and_workspaces(breathe, outside_tmp: P
     assert "0ther5e5" not in run.output(1) and "someone-else" not in run.output(1)
 
 
+def test_reading_keens_database_outside_keen_home(breathe, outside_tmp: Path) -> None:
+    database = outside_tmp / "data" / "keen.db"
+    database.parent.mkdir()
+    url = f"sqlite+aiosqlite:///{database}"
+
+    run = breathe(commands(f"head -c 16 {database}; echo END"), env={"KEEN_DATABASE_URL": url})
+
+    assert database.read_bytes().startswith(b"SQLite format 3")
+    assert "END" in run.output() and "SQLite format 3" not in run.output()
+
+
 def test_reading_a_named_env_file(breathe, outside_tmp: Path) -> None:
     env_file = outside_tmp / "keen.env"
     env_file.write_text("OPENAI_API_KEY=sk-named-file-secret-0123456789\n")

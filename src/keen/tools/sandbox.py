@@ -15,7 +15,6 @@ sets `KEEN_SANDBOX=none`, which runs commands unsandboxed (still under the subre
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
@@ -23,7 +22,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -182,21 +181,32 @@ def _mounts(hidden: Iterable[Path], writable: Iterable[Path]) -> list[str]:
 
 
 def _git_dirs(workspace: Path) -> list[Path]:
-    """The repository a linked worktree (a child's) commits into: writable too, or git fails."""
+    """The repository a linked worktree (a child's) commits into: writable too, or git fails.
+
+    The `.git` file is the agent's to rewrite, so it is believed only where git's own layout
+    confirms it: a `<repository>/worktrees/<name>` directory whose `gitdir` file points back at
+    this worktree. A forged one (`gitdir: /etc`) binds nothing.
+    """
     dot_git = workspace / ".git"
-    if not dot_git.is_file():
-        return []
     try:
+        if dot_git.is_symlink() or not dot_git.is_file():
+            return []
         text = dot_git.read_text(errors="replace").strip()
-    except OSError:
+        if not text.startswith("gitdir:"):
+            return []
+        admin = (workspace / text.removeprefix("gitdir:").strip()).resolve()
+        backlink = Path((admin / "gitdir").read_text(errors="replace").strip()).resolve()
+        common = (admin / (admin / "commondir").read_text(errors="replace").strip()).resolve()
+    except (OSError, ValueError):
         return []
-    if not text.startswith("gitdir:"):
-        return []
-    gitdir = (workspace / text.removeprefix("gitdir:").strip()).resolve()
-    common = gitdir
-    with contextlib.suppress(OSError):
-        common = (gitdir / (gitdir / "commondir").read_text().strip()).resolve()
-    return [p for p in {gitdir, common} if p.is_dir()]
+    genuine = (
+        admin.parent.name == "worktrees"
+        and admin.parent.parent == common
+        and backlink == dot_git.resolve()
+        and (common / "objects").is_dir()
+        and (common / "HEAD").is_file()
+    )
+    return [common] if genuine else []
 
 
 def _inner_env(env: Mapping[str, str], home: Path | None) -> dict[str, str]:
@@ -234,20 +244,32 @@ def bwrap_problem(bwrap: str) -> str | None:
 def policy_from_settings(settings: Settings | None = None) -> SandboxPolicy:
     """The policy `KEEN_SANDBOX` asks for; `bwrap` where it cannot run is a configuration error."""
     settings = settings or get_settings()
-    common = {
-        "network": settings.keen_sandbox_network,
-        "hidden": (settings.keen_home, *(p for p in env_files() if p.exists())),
-        "homes_dir": settings.keen_home / "sandbox",
-        "bwrap": settings.keen_bwrap,
-    }
+    bwrap = shutil.which(settings.keen_bwrap) or settings.keen_bwrap  # never a PATH lookup later
+    policy = SandboxPolicy(
+        kind="none",
+        network=settings.keen_sandbox_network,
+        hidden=(settings.keen_home, *env_files(), *_sqlite_files(settings.database_url)),
+        homes_dir=settings.keen_home / "sandbox",
+        bwrap=bwrap,
+    )
     if settings.keen_sandbox == "none":
-        return SandboxPolicy(kind="none", **common)  # type: ignore[arg-type]
-    problem = bwrap_problem(settings.keen_bwrap)
+        return policy
+    problem = bwrap_problem(bwrap)
     if problem is None:
-        return SandboxPolicy(kind="bwrap", **common)  # type: ignore[arg-type]
+        return replace(policy, kind="bwrap")
     if settings.keen_sandbox == "bwrap":
         raise ConfigError(f"KEEN_SANDBOX=bwrap, but {problem}")
-    return SandboxPolicy(kind="fallback", reason=problem, **common)  # type: ignore[arg-type]
+    return replace(policy, kind="fallback", reason=problem)
+
+
+def _sqlite_files(url: str) -> list[Path]:
+    """keen's database when it is a SQLite file outside $KEEN_HOME (with its journal files)."""
+    if not url.startswith("sqlite") or ":///" not in url:
+        return []
+    name = url.split(":///", 1)[1].split("?", 1)[0]
+    if not name or name == ":memory:":
+        return []
+    return [Path(name + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
 
 
 def require_sandbox(settings: Settings, mode: Mode) -> SandboxPolicy:

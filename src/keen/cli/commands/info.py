@@ -1,4 +1,4 @@
-"""`keen status`: mode, server, user and the effective configuration."""
+"""`keen status`: mode, server, user, the sandbox in use and the effective configuration."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def status_command(*, as_json: bool, verbose: bool) -> int:
             "model": settings.keen_model,
             "home": str(settings.keen_home),
             "database": "sqlite" if settings.keen_database_url is None else "configured",
+            "sandbox": _sandbox(settings),
         }
         if verbose:
             data["config"] = settings.masked()
@@ -31,7 +32,7 @@ def status_command(*, as_json: bool, verbose: bool) -> int:
             return EXIT_OK
         table = Table.grid(padding=(0, 2))
         table.add_row("mode", "local (no server login; costs are measured, no credits are charged)")
-        for key in ("model", "home", "database", "version"):
+        for key in ("model", "home", "database", "sandbox", "version"):
             table.add_row(key, str(data[key]))
         if verbose:
             table.add_row("", "")
@@ -41,3 +42,14 @@ def status_command(*, as_json: bool, verbose: bool) -> int:
         return EXIT_OK
 
     return guarded(body)
+
+
+def _sandbox(settings: Any) -> str:
+    """How agent commands are contained here; a sandbox that cannot be had is shown, not raised."""
+    from keen.errors import ConfigError
+    from keen.tools.sandbox import policy_from_settings
+
+    try:
+        return policy_from_settings(settings).describe()
+    except ConfigError as exc:
+        return f"unavailable: {exc.message}"
