@@ -236,9 +236,7 @@ class _Reply:
         prompt = _checked(getattr(raw, "prompt_tokens", None), int, "usage prompt_tokens")
         completion = _checked(getattr(raw, "completion_tokens", None), int, "usage completion_tokens")
         if prompt is None or completion is None:
-            protocol_violation(
-                PROVIDER, "the stream carried no token usage (stream_options.include_usage)"
-            )
+            protocol_violation(PROVIDER, "the stream carried no token usage (stream_options.include_usage)")
         if prompt < 0 or completion < 0:
             protocol_violation(PROVIDER, f"negative token usage ({prompt} prompt, {completion} completion)")
         details = getattr(raw, "prompt_tokens_details", None)
