@@ -7,12 +7,15 @@ hold, pricing, storing every event durably in SQLite, the bus, stuck detection.
 - `--provider scripted` (default): the scripted model; its whole call is the model's time.
 - `--provider anthropic`: the real `anthropic` SDK talking to a local server (a separate
   process, tests/fakes/provider_server.py) that streams a tool call for every request without
-  parsing it. The model's time is the time spent inside the SDK (the request's JSON encoding,
-  the HTTP exchange, reading the stream); keen's adapter (building the request parameters,
-  reading the events, pricing the reply) counts as keen's own.
+  parsing it. The model's time is the time spent inside the SDK (its copy and JSON encoding of
+  the request, the HTTP exchange, parsing the stream, freeing its response); keen's adapter
+  (building the request parameters, reading the events, pricing the reply) counts as keen's own.
 
 The figures are given for the whole run and for two windows of 50 steps, around step 50 and
-ending at the last step, so growth with the session's length shows.
+ending at the last step, so growth with the session's length shows; each in wall time, in CPU
+time of the whole process, and in wall time less the main thread's waits for a CPU (the steadier
+figures on a machine shared with other work). Runs
+write bench/results/runs/ (not tracked); `--record` replaces the committed reference figures.
 
     python bench/step_overhead.py [--provider scripted|anthropic] [--steps 500] [--record]
 """
@@ -41,11 +44,13 @@ SERVER = Path(__file__).resolve().parents[1] / "tests" / "fakes" / "provider_ser
 
 
 class Clock:
-    """Seconds (wall and CPU) spent inside the provider during the current model call."""
+    """Time spent inside the provider during the current model call, on each of `now()`'s clocks."""
 
     def __init__(self) -> None:
-        self.seconds = 0.0
-        self.cpu = 0.0
+        self.spent: Stamp = (0.0, 0.0, 0.0)
+
+    def add(self, took: Stamp) -> None:
+        self.spent = add(self.spent, took)
 
 
 class Timed:
@@ -78,12 +83,11 @@ class Timed:
 
     @contextmanager
     def _timing(self) -> Iterator[None]:
-        started, cpu = time.perf_counter(), time.process_time()
+        started = now()
         try:
             yield
         finally:
-            self._clock.seconds += time.perf_counter() - started
-            self._clock.cpu += time.process_time() - cpu
+            self._clock.add(since(started))
 
     def _wrap(self, value: Any) -> Any:
         if hasattr(value, "__anext__") or hasattr(value, "__aenter__") or inspect.isawaitable(value):
@@ -174,19 +178,17 @@ async def measure(provider: str, steps: int, work: Path, url: str | None) -> dic
 
         async def complete(self, request: Request, on_delta: DeltaCallback | None = None) -> Turn:
             started = now()
-            clock.seconds = clock.cpu = 0.0
+            clock.spent = (0.0, 0.0, 0.0)
             turn = await self.inner.complete(request, on_delta)
-            inside = since(started) if provider == "scripted" else (clock.seconds, clock.cpu)
-            calls.append((started, inside))
-            tool_time.append((0.0, 0.0))
+            calls.append((started, since(started) if provider == "scripted" else clock.spent))
+            tool_time.append((0.0, 0.0, 0.0))
             return turn
 
     class TimedTools(ToolRegistry):
         async def execute(self, name: str, raw_input: Any, ctx: ToolContext) -> ToolResult:
             started = now()
             result = await super().execute(name, raw_input, ctx)
-            took = since(started)
-            tool_time[-1] = (tool_time[-1][0] + took[0], tool_time[-1][1] + took[1])
+            tool_time[-1] = add(tool_time[-1], since(started))
             return result
 
     class BenchRunner(LocalRunner):
@@ -223,16 +225,13 @@ async def measure(provider: str, steps: int, work: Path, url: str | None) -> dic
         "events_stored": len(events),
         "wall_seconds": round(wall, 3),
     }
-    # Wall time is what a person waits; CPU time (all of keen's threads) is what keen itself
-    # does, and is the steadier figure on a machine shared with other work.
-    for clock_name, k in (("wall", 0), ("cpu", 1)):
+    for k, suffix in enumerate(CLOCKS):
         totals, overheads, inside = [], [], []
         for i in range(len(calls) - 1):
             span = calls[i + 1][0][k] - calls[i][0][k]
             totals.append(span * 1000)
             inside.append(calls[i][1][k] * 1000)
             overheads.append((span - calls[i][1][k] - tool_time[i][k]) * 1000)
-        suffix = "" if clock_name == "wall" else "_cpu"
         early = _window(overheads, max(0, min(WINDOW, len(overheads)) - WINDOW // 2))
         late = _window(overheads, max(0, len(overheads) - WINDOW))
         figures[f"overhead_ms{suffix}"] = _summary(overheads)
@@ -248,16 +247,29 @@ async def measure(provider: str, steps: int, work: Path, url: str | None) -> dic
     return figures
 
 
-Stamp = tuple[float, float]  # (wall seconds, process CPU seconds)
+# Wall time is what a person waits. CPU time (all of keen's threads) is what keen itself does.
+# On a machine shared with other work the wall time also holds the waits of keen's main thread
+# for a CPU (from the kernel's schedstat); wall time less those waits is the third clock.
+Stamp = tuple[float, float, float]
+CLOCKS = {"": "wall", "_cpu": "CPU", "_net": "wall less waits for a CPU"}
+_SCHEDSTAT = (
+    os.open("/proc/thread-self/schedstat", os.O_RDONLY) if os.path.exists("/proc/thread-self") else None
+)
 
 
 def now() -> Stamp:
-    return time.perf_counter(), time.process_time()
+    wall = time.perf_counter()
+    waited = int(os.pread(_SCHEDSTAT, 100, 0).split()[1]) / 1e9 if _SCHEDSTAT is not None else 0.0
+    return wall, time.process_time(), wall - waited
 
 
 def since(start: Stamp) -> Stamp:
-    wall, cpu = now()
-    return wall - start[0], cpu - start[1]
+    end = now()
+    return end[0] - start[0], end[1] - start[1], end[2] - start[2]
+
+
+def add(a: Stamp, b: Stamp) -> Stamp:
+    return a[0] + b[0], a[1] + b[1], a[2] + b[2]
 
 
 def _window(values: list[float], start: int) -> dict[str, Any]:
@@ -299,7 +311,7 @@ def _print(figures: dict[str, Any]) -> None:
         f"{figures['provider']}: {figures['steps']} steps, {figures['events_stored']} events stored,"
         f" wall {figures['wall_seconds']} s"
     )
-    for suffix, label in (("", "wall"), ("_cpu", "CPU")):
+    for suffix, label in CLOCKS.items():
         print(
             f"keen overhead per step ({label}): {show(figures[f'overhead_ms{suffix}'])} (model and tool excluded)"
         )

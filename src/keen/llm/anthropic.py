@@ -194,7 +194,7 @@ def parts_from_blocks(blocks: list[dict[str, Any]]) -> list[Part]:
         if kind == "text":
             parts.append(TextPart(text=_field(block, "text", index)))  # citations are not kept
         elif kind == "thinking":
-            signature = _field(block, "signature", index) if block.get("signature") is not None else ""
+            signature = _field(block, "signature", index, optional=True)
             parts.append(ThinkingPart(thinking=_field(block, "thinking", index), signature=signature or None))
         elif kind == "redacted_thinking":
             parts.append(RedactedThinkingPart(data=_field(block, "data", index)))
@@ -209,8 +209,10 @@ def parts_from_blocks(blocks: list[dict[str, Any]]) -> list[Part]:
     return parts
 
 
-def _field(block: dict[str, Any], name: str, index: int) -> str:
+def _field(block: dict[str, Any], name: str, index: int, *, optional: bool = False) -> str:
     value = block.get(name)
+    if value is None and optional:
+        return ""
     if not isinstance(value, str):
         violation(f"{block['type']} block {index} has no {name} string")
     return value
