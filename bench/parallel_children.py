@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import write_results
+from _common import add_record_flag, write_results
 
 
 def script(children: int, sleep: float) -> dict[str, Any]:
@@ -126,12 +126,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--children", type=int, default=3)
     parser.add_argument("--sleep", type=float, default=2.0)
+    add_record_flag(parser)
     args = parser.parse_args()
     if not 2 <= args.children <= 26:
         parser.error("--children must be between 2 and 26")
     with tempfile.TemporaryDirectory() as tmp:
         figures = asyncio.run(measure(args.children, args.sleep, Path(tmp)))
-    path = write_results("parallel_children", figures)
+    path = write_results("parallel_children", figures, record=args.record)
     p, s = figures["parallel"], figures["sequential"]
     print(f"{figures['children']} children, {figures['tool_seconds_per_child']} s of tool time each")
     print(

@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from _common import percentile, write_results
+from _common import add_record_flag, percentile, write_results
 
 
 async def measure(runs: int, work: Path) -> dict[str, Any]:
@@ -98,10 +98,11 @@ async def measure(runs: int, work: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
+    add_record_flag(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         figures = asyncio.run(measure(args.runs, Path(tmp)))
-    path = write_results("sandbox_overhead", figures)
+    path = write_results("sandbox_overhead", figures, record=args.record)
     print(f"run_command {figures['command']!r}, {figures['runs']} runs each (ms):")
     for name, ms in figures["ms"].items():
         extra = figures["overhead_ms_median"].get(name)

@@ -24,7 +24,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from _common import percentile, write_results
+from _common import add_record_flag, percentile, write_results
 
 
 def make_repo(path: Path, files: int) -> None:
@@ -146,12 +146,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--children", type=int, default=20)
     parser.add_argument("--files", type=int, default=1000)
+    add_record_flag(parser)
     args = parser.parse_args()
     if not 1 <= args.children <= 26:
         parser.error("--children must be between 1 and 26 (children per parent)")
     with tempfile.TemporaryDirectory() as tmp:
         figures = asyncio.run(measure(args.children, args.files, Path(tmp)))
-    path = write_results("summon_overhead", figures)
+    path = write_results("summon_overhead", figures, record=args.record)
     o = figures["summon_overhead_ms"]
     print(
         f"{figures['children']} summons on a repo of {figures['repo_files']} files, {figures['merged']} merged"

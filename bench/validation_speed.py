@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import write_results
+from _common import add_record_flag, write_results
 
 KEEN = Path(sys.executable).parent / "keen"
 RUFF = Path(sys.executable).parent / "ruff"
@@ -152,10 +152,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--tests", type=int, default=300)
+    add_record_flag(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         figures = measure(Path(tmp), args.runs, args.tests)
-    path = write_results("validation_speed", figures)
+    path = write_results("validation_speed", figures, record=args.record)
     print(
         textwrap.dedent(f"""\
         {figures["tests_per_project"]} tests per project, median of {figures["runs"]} runs (ms):""")

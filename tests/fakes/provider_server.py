@@ -3,10 +3,15 @@
 Tests queue what the provider should answer (JSON, a Server-Sent Events stream written in
 chunks, an error status with headers, a stream cut off mid-way) and then assert on what the SDK
 sent (`requests`). Nothing inside the SDKs is replaced: the client speaks real HTTP to this server.
+
+Run as a script it is the benchmark's provider (`bench/step_overhead.py --provider anthropic`):
+it answers every call with a streamed tool call and never parses the request, so the time it
+takes is the same at step 5 and step 5,000.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import socket
 import struct
@@ -14,6 +19,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -147,10 +153,15 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class FakeProviderServer:
-    """Serves queued `Reply`s in order, whatever the path; records every request it receives."""
+    """Serves queued `Reply`s in order, whatever the path; records every request it receives.
 
-    def __init__(self) -> None:
+    With `answer`, requests are not recorded (nor their bodies parsed) and the reply to request
+    number n (from 0) is `answer(n)` once the queue is empty."""
+
+    def __init__(self, answer: Callable[[int], Reply] | None = None) -> None:
         self.requests: list[RecordedRequest] = []
+        self.answered = 0
+        self._answer = answer
         self._replies: deque[Reply] = deque()
         self._lock = threading.Lock()
         self._httpd = _QuietServer(("127.0.0.1", 0), _make_handler(self))
@@ -181,11 +192,15 @@ class FakeProviderServer:
         with self._lock:
             return len(self._replies)
 
-    def _next(self, request: RecordedRequest) -> Reply:
+    def _next(self, request: RecordedRequest | None) -> Reply:
         with self._lock:
-            self.requests.append(request)
+            if request is not None:
+                self.requests.append(request)
             if self._replies:
                 return self._replies.popleft()
+            if self._answer is not None:
+                self.answered += 1
+                return self._answer(self.answered - 1)
         # A non-retryable status so that a test that forgot to queue fails at once.
         return error_reply(418, "invalid_request_error", "fake provider server: no response queued")
 
@@ -193,6 +208,7 @@ class FakeProviderServer:
 def _make_handler(server: FakeProviderServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive and chunked transfer encoding, like the real APIs
+        disable_nagle_algorithm = True  # small stream writes go out at once, not after a delayed ACK
 
         def do_POST(self) -> None:
             self._serve()
@@ -206,18 +222,21 @@ def _make_handler(server: FakeProviderServer) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             raw = self.rfile.read(length) if length else b""
-            try:
-                body: Any = json.loads(raw) if raw else None
-            except ValueError:
-                body = raw.decode(errors="replace")
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            reply = server._next(RecordedRequest(self.command, self.path, headers, body))
+            reply = server._next(None if server._answer else self._recorded(raw))
             if reply.delay:
                 time.sleep(reply.delay)
             if reply.chunks is None:
                 self._send_whole(reply)
             else:
                 self._send_chunks(reply)
+
+        def _recorded(self, raw: bytes) -> RecordedRequest:
+            try:
+                body: Any = json.loads(raw) if raw else None
+            except ValueError:
+                body = raw.decode(errors="replace")
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            return RecordedRequest(self.command, self.path, headers, body)
 
         def _send_whole(self, reply: Reply) -> None:
             self.send_response(reply.status)
@@ -253,3 +272,39 @@ def _make_handler(server: FakeProviderServer) -> type[BaseHTTPRequestHandler]:
             self.connection.close()
 
     return Handler
+
+
+def anthropic_step(number: int, *, last: bool) -> Reply:
+    """The streamed reply of a benchmark step: a line of text and one tool call."""
+    call = (
+        {"name": "report_complete", "input": {"summary": "benchmark done"}}
+        if last
+        else {"name": "continue_work", "input": {"next_action": f"step {number + 1}"}}
+    )
+    message = {
+        "id": f"msg_bench_{number}",
+        "type": "message",
+        "role": "assistant",
+        "model": "bench",
+        "content": [
+            {"type": "text", "text": "Carrying on with the plan."},
+            {"type": "tool_use", "id": f"toolu_bench_{number}", **call},
+        ],
+        "stop_reason": "tool_use",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 1_000, "output_tokens": 60},
+    }
+    return sse_reply(sse_events(anthropic_message_events(message, piece=1_000)), chunk_size=4_096)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve benchmark steps over the Anthropic Messages stream.")
+    parser.add_argument("--steps", type=int, required=True, help="the last step answers report_complete")
+    args = parser.parse_args()
+    server = FakeProviderServer(answer=lambda n: anthropic_step(n, last=n + 1 >= args.steps))
+    print(server.url, flush=True)
+    server._httpd.serve_forever(poll_interval=0.05)
+
+
+if __name__ == "__main__":
+    main()

@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tests.fakes.provider_server import (
     FakeProviderServer,
     Reply,
@@ -255,3 +257,163 @@ async def test_unreachable_server_is_a_connection_error(provider_server):
         await model.aclose()
 
     assert caught.value.kind == "connection"
+
+
+# --- protocol violations: each fails the call at once, saying what was wrong --------------------
+
+
+def hello_events() -> list[dict[str, Any]]:
+    """message_start, text block start, delta(s), block stop, message_delta, message_stop."""
+    return anthropic_message_events(hello_message(), piece=100)
+
+
+def tool_events(partial_json: str) -> list[dict[str, Any]]:
+    message = hello_message()
+    message["content"] = [{"type": "tool_use", "id": "toolu_1", "name": "read_file", "input": {}}]
+    events = anthropic_message_events(message)
+    events.insert(
+        2,
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "input_json_delta", "partial_json": partial_json},
+        },
+    )
+    return events
+
+
+def without(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [e for e in events if e["type"] != kind]
+
+
+def replaced(events: list[dict[str, Any]], position: int, **changes: Any) -> list[dict[str, Any]]:
+    out = [dict(e) for e in events]
+    out[position] = {**out[position], **changes}
+    return out
+
+
+_TEXT_DELTA = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "more"}}
+
+VIOLATIONS = {
+    "only message_stop": ([{"type": "message_stop"}], "message_stop event before message_start"),
+    "block before message_start": (hello_events()[1:], "content_block_start event before message_start"),
+    "delta for a block never started": (
+        without(hello_events(), "content_block_start"),
+        "content_block_delta for content block 0, which was never started",
+    ),
+    "delta after its block stopped": (
+        [*hello_events()[:-2], _TEXT_DELTA, *hello_events()[-2:]],
+        "content_block_delta for content block 0, which is already stopped",
+    ),
+    "block index out of sequence": (
+        replaced(hello_events(), 1, index=2),
+        "content_block_start for block 2, expected block 0",
+    ),
+    "second message_start": (
+        [hello_events()[0], *hello_events()],
+        "a second message_start",
+    ),
+    "event after message_stop": (
+        [
+            *hello_events(),
+            {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 1}},
+        ],
+        "message_delta event after message_stop",
+    ),
+    "message_stop with a block open": (
+        without(hello_events(), "content_block_stop"),
+        "message_stop while content block 0 is still open",
+    ),
+    "no message_delta": (
+        without(hello_events(), "message_delta"),
+        "message_stop before message_delta (the stop reason and final usage)",
+    ),
+    "message_delta without usage": (
+        replaced(hello_events(), -2, usage=None),
+        "message_delta without usage",
+    ),
+    "text delta into a tool call": (
+        [*tool_events('{"path": "a"}')[:2], {**_TEXT_DELTA}, *tool_events('{"path": "a"}')[2:]],
+        "text_delta for block 0, a tool_use block",
+    ),
+    "tool input that is not JSON": (
+        tool_events('{"path": '),
+        "the input of tool_use block 0 is not valid JSON",
+    ),
+    "tool input that is not an object": (
+        tool_events('["a.py"]'),
+        "the input of tool_use block 0 is not a JSON object",
+    ),
+    "usage that is not a count": (
+        replaced(hello_events(), -2, usage={"output_tokens": "nine"}),
+        "usage output_tokens is 'nine', not a count",
+    ),
+    "no usage anywhere": (
+        [
+            *anthropic_message_events({**hello_message(), "usage": None})[:-2],
+            {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {}},
+            {"type": "message_stop"},
+        ],
+        "the reply carried no token usage (input_tokens and output_tokens)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", VIOLATIONS, ids=list(VIOLATIONS))
+async def test_protocol_violation_fails_at_once_naming_it(provider_server, model, case):
+    events, what = VIOLATIONS[case]
+    provider_server.queue(sse_reply(sse_events(events)), hello_stream())
+    retries = Retries()
+
+    with pytest.raises(ModelCallError) as caught:
+        await call(model, retries)
+
+    assert caught.value.kind == "invalid_response" and not caught.value.retryable
+    assert caught.value.message == f"anthropic: protocol violation: {what}"
+    assert retries.kinds == [] and len(provider_server.requests) == 1
+
+
+async def test_stream_data_that_is_not_json_is_a_protocol_violation(provider_server, model):
+    body = sse_events(hello_events()[:2]) + 'event: content_block_delta\ndata: {"type": "content_bl\n\n'
+    provider_server.queue(sse_reply(body))
+
+    with pytest.raises(ModelCallError) as caught:
+        await model.complete(REQUEST)
+
+    assert caught.value.kind == "invalid_response"
+    assert caught.value.message.startswith("anthropic: protocol violation: unreadable stream event")
+
+
+async def test_unknown_event_and_delta_types_are_skipped(provider_server, model):
+    events = hello_events()
+    events.insert(1, {"type": "message_annotation", "note": "newer than keen"})
+    events.insert(3, {"type": "content_block_delta", "index": 0, "delta": {"type": "sparkle_delta", "x": 1}})
+    provider_server.queue(sse_reply(sse_events(events)))
+
+    turn = await model.complete(REQUEST)
+
+    assert turn.text == "Hello there, how can I help?" and turn.usage.output_tokens == 9
+
+
+_EVENT_LISTS = st.lists(st.sampled_from(range(len(tool_events('{"path": "a.py"}')))), max_size=14)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(picks=_EVENT_LISTS, drop_usage=st.booleans())
+async def test_any_reordering_of_the_events_is_a_turn_or_a_model_call_error(
+    provider_server, model, picks, drop_usage
+):
+    valid = tool_events('{"path": "a.py"}')
+    events = [dict(valid[i]) for i in picks]
+    if drop_usage:
+        events = [{**e, "usage": None} if e["type"] == "message_delta" else e for e in events]
+    provider_server.queue(sse_reply(sse_events(events)))
+
+    try:
+        turn = await model.complete(REQUEST)
+    except ModelCallError as error:
+        assert error.kind in ("invalid_response", "connection")
+        assert error.message.startswith("anthropic: ")
+    else:  # a valid stream after all (blocks may be missing or empty, never half-read)
+        assert all(c.id == "toolu_1" and c.input in ({}, {"path": "a.py"}) for c in turn.tool_calls)
+        assert turn.usage.output_tokens == 9 and turn.stop_reason == "end_turn"

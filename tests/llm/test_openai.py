@@ -7,6 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tests.fakes.provider_server import FakeProviderServer, Reply, json_reply, openai_sse, sse_reply
 
 from keen.errors import ModelCallError
@@ -331,3 +333,110 @@ async def test_stream_closed_before_the_finish_reason_is_a_connection_error(prov
         await make_model().complete(REQUEST)
 
     assert caught.value.kind == "connection"
+
+
+# --- protocol violations: each fails the call at once, saying what was wrong --------------------
+
+OPENAI_VIOLATIONS = {
+    "content that is not text": (
+        [chunk({"content": 42}), chunk({}, finish="stop"), usage_chunk(10, 2)],
+        "a delta's content is int, not str",
+    ),
+    "choices that are not a list": (
+        [{**chunk({"content": "Hi"}), "choices": {"index": 0}}, usage_chunk(10, 2)],
+        "a chunk's choices is dict, not list",
+    ),
+    "tool call index that is not a number": (
+        [chunk({"tool_calls": [{"index": "first", "function": {"name": "list_dir"}}]}), usage_chunk(10, 2)],
+        "a tool call's index is str, not int",
+    ),
+    "tool call arguments that are not text": (
+        [
+            chunk(call_delta(0, "", call_id="c1", name="list_dir")),
+            chunk({"tool_calls": [{"index": 0, "function": {"arguments": {"a": 1}}}]}),
+        ],
+        "a tool call's arguments is dict, not str",
+    ),
+    "usage that is not a count": (
+        [
+            chunk({"content": "Hi"}, finish="stop"),
+            chunk(usage={"prompt_tokens": "ten", "completion_tokens": 2}),
+        ],
+        "usage prompt_tokens is str, not int",
+    ),
+    "negative usage": (
+        [chunk({"content": "Hi"}, finish="stop"), usage_chunk(-5, 2)],
+        "negative token usage (-5 prompt, 2 completion)",
+    ),
+    "a tool call without a name": (
+        [
+            chunk(
+                {"tool_calls": [{"index": 0, "id": "c1", "function": {"arguments": "{}"}}]},
+                finish="tool_calls",
+            ),
+            usage_chunk(10, 2),
+        ],
+        "a streamed tool call has no function name",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", OPENAI_VIOLATIONS, ids=list(OPENAI_VIOLATIONS))
+async def test_protocol_violation_fails_at_once_naming_it(provider_server, make_model, case):
+    chunks, what = OPENAI_VIOLATIONS[case]
+    provider_server.queue(sse_reply(openai_sse(chunks)), sse_reply(openai_sse(tool_call_stream())))
+
+    with pytest.raises(ModelCallError) as caught:
+        await complete_with_retries(make_model(), REQUEST, base_delay=0.001)
+
+    assert caught.value.kind == "invalid_response" and not caught.value.retryable
+    assert caught.value.message == f"openai: protocol violation: {what}"
+    assert len(provider_server.requests) == 1
+
+
+async def test_stream_data_that_is_not_json_is_a_protocol_violation(provider_server, make_model):
+    provider_server.queue(
+        sse_reply(openai_sse([chunk({"content": "Hi"})])[: -len("data: [DONE]\n\n")] + 'data: {"id": \n\n')
+    )
+
+    with pytest.raises(ModelCallError) as caught:
+        await make_model().complete(REQUEST)
+
+    assert caught.value.kind == "invalid_response"
+    assert caught.value.message.startswith("openai: protocol violation: unreadable stream event")
+
+
+_JUNK = st.one_of(
+    st.none(),
+    st.integers(-3, 3),
+    st.text(max_size=3),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.sampled_from(["index", "id", "name"]), st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    position=st.integers(0, 10),
+    field=st.sampled_from(["content", "tool_calls", "role", "index", "finish_reason", "usage"]),
+    junk=_JUNK,
+)
+async def test_any_mistyped_field_is_a_turn_or_a_model_call_error(
+    provider_server, make_model, position, field, junk
+):
+    chunks = tool_call_stream()
+    target = chunks[position % len(chunks)]
+    if field == "usage":
+        target["usage"] = junk
+    elif field in ("index", "finish_reason") and target["choices"]:
+        target["choices"][0][field] = junk
+    elif target["choices"]:
+        target["choices"][0]["delta"][field] = junk
+    provider_server.queue(sse_reply(openai_sse(chunks)))
+
+    try:
+        turn = await make_model().complete(REQUEST)
+    except ModelCallError as error:
+        assert error.kind in ("invalid_response", "connection") and error.message.startswith("openai: ")
+    else:
+        assert turn.usage.input_tokens >= 0 and all(isinstance(c.input, dict) for c in turn.tool_calls)

@@ -1,15 +1,15 @@
 """Claude through the official `anthropic` SDK: streaming, thinking, prompt caching, web search.
 
 Imported only when an `anthropic:` model is selected, so the SDK never loads for `keen --help`.
-The SDK's own retries are off: `llm.retry` is the one retry policy.
+The SDK's own retries are off: `llm.retry` is the one retry policy. The stream is read and
+checked by `anthropic_stream`; the request's messages are converted once each (`_Turns`).
 """
 
 from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
-from decimal import Decimal
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anthropic
@@ -17,12 +17,11 @@ import httpx2
 
 from keen.errors import ModelCallError
 from keen.llm import pricing
+from keen.llm.anthropic_stream import StreamReader, violation
 from keen.llm.base import (
-    Delta,
     DeltaCallback,
     Message,
     Part,
-    ProviderModel,
     ProviderPart,
     RedactedThinkingPart,
     Request,
@@ -32,8 +31,9 @@ from keen.llm.base import (
     ToolUsePart,
     Turn,
     Usage,
-    next_stream_item,
 )
+from keen.llm.memo import ConversationMemo
+from keen.llm.provider import ProviderModel, next_stream_item
 from keen.llm.retry import retry_after_seconds, transport_error
 
 PROVIDER = "anthropic"
@@ -96,6 +96,7 @@ class AnthropicModel(ProviderModel):
         base_url: str | None = None,
         web_search: bool = True,
         timeout: float = 600.0,
+        mode: str = "local",
     ) -> None:
         self.model = model
         self.name = f"{PROVIDER}:{model}"
@@ -103,34 +104,35 @@ class AnthropicModel(ProviderModel):
         self.context_window = self.capabilities.context_window
         self.max_output_tokens = self.capabilities.max_output_tokens
         self.web_search = web_search
+        self.price = pricing.require_price(model, PROVIDER, mode)
+        self._turns: ConversationMemo[_Turns] = ConversationMemo(_Turns)
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0
         )
 
     async def complete(self, request: Request, on_delta: DeltaCallback | None = None) -> Turn:
         started = time.monotonic()
+        reader = StreamReader()
         try:
-            async with self._client.messages.stream(**self.request_params(request)) as stream:
-                finished = False
+            stream = await self._client.messages.create(**self.request_params(request), stream=True)
+            async with stream:
                 while (event := await next_stream_item(stream, PROVIDER)) is not None:
-                    if event.type == "message_stop":
-                        finished = True
-                    elif on_delta is not None and event.type == "content_block_delta":
-                        _forward_delta(event.delta, on_delta)
-                if not finished:
-                    raise ModelCallError("connection", "anthropic: the stream ended before message_stop")
-                message = await stream.get_final_message()
+                    delta = reader.add(event)
+                    if delta is not None and on_delta is not None:
+                        on_delta(delta)
         except (anthropic.APIError, httpx2.TransportError) as exc:
             raise map_error(exc) from exc
-        return self._turn(message, int((time.monotonic() - started) * 1000))
+        if not reader.finished:
+            raise ModelCallError("connection", "anthropic: the stream ended before message_stop")
+        return self._turn(reader, int((time.monotonic() - started) * 1000))
 
     def request_params(self, request: Request) -> dict[str, Any]:
-        """The keyword arguments of `messages.stream()` for `request`."""
+        """The keyword arguments of `messages.create()` for `request` (streamed)."""
         max_tokens = request.max_tokens or self.max_output_tokens
         params: dict[str, Any] = {
             "model": self.model,
             "max_tokens": max_tokens,
-            "messages": to_anthropic_messages(request.messages),
+            "messages": marked_newest_user_turn(self._turns.fold(request.messages).turns),
         }
         tools = self._tools(request)
         if tools:
@@ -168,105 +170,122 @@ class AnthropicModel(ProviderModel):
         betas = [INTERLEAVED_THINKING_BETA] if self.capabilities.interleaved_beta else []
         return {"type": "enabled", "budget_tokens": budget}, betas
 
-    def _turn(self, message: Any, duration_ms: int) -> Turn:
-        usage = usage_from_message(message)
-        try:
-            cost, priced = pricing.cost_of(self.model, PROVIDER, usage), True
-        except pricing.PriceUnknown:
-            cost, priced = Decimal(0), False
+    def _turn(self, reader: StreamReader, duration_ms: int) -> Turn:
+        usage = usage_from_stream(reader)
         return Turn(
-            parts=parts_from_content(message.content),
-            stop_reason=message.stop_reason,
+            parts=parts_from_blocks(reader.blocks),
+            stop_reason=reader.stop_reason,
             usage=usage,
-            cost_usd=cost,
+            cost_usd=self.price.cost(usage),
             model=self.name,
             duration_ms=duration_ms,
-            priced=priced,
+            priced=self.price.known,
         )
-
-
-def _forward_delta(delta: Any, on_delta: DeltaCallback) -> None:
-    if delta.type == "text_delta" and delta.text:
-        on_delta(Delta(kind="text", text=delta.text))
-    elif delta.type == "thinking_delta" and delta.thinking:
-        on_delta(Delta(kind="thinking", text=delta.thinking))
 
 
 # --- responses -> keen ---------------------------------------------------------------------------
 
 
-def parts_from_content(content: list[Any]) -> list[Part]:
-    """keen parts from the final message's content blocks, in order."""
+def parts_from_blocks(blocks: list[dict[str, Any]]) -> list[Part]:
+    """keen parts from the reply's content blocks (the API's JSON), in order."""
     parts: list[Part] = []
-    for block in content:
-        kind = block.type
+    for index, block in enumerate(blocks):
+        kind = block["type"]
         if kind == "text":
-            parts.append(TextPart(text=block.text))  # citations are not kept
+            parts.append(TextPart(text=_field(block, "text", index)))  # citations are not kept
         elif kind == "thinking":
-            parts.append(ThinkingPart(thinking=block.thinking, signature=block.signature or None))
+            signature = _field(block, "signature", index, optional=True)
+            parts.append(ThinkingPart(thinking=_field(block, "thinking", index), signature=signature or None))
         elif kind == "redacted_thinking":
-            parts.append(RedactedThinkingPart(data=block.data))
+            parts.append(RedactedThinkingPart(data=_field(block, "data", index)))
         elif kind == "tool_use":
-            if not isinstance(block.input, dict):
-                raise ModelCallError(
-                    "invalid_response", f"anthropic: tool {block.name!r} input is not an object"
-                )
-            parts.append(ToolUsePart(id=block.id, name=block.name, input=block.input))
+            name = _field(block, "name", index)
+            if not isinstance(block.get("input"), dict):
+                violation(f"the input of tool call {name!r} is not a JSON object")
+            parts.append(ToolUsePart(id=_field(block, "id", index), name=name, input=block["input"]))
         else:
             # Server tool use and results (web search, …): only Claude understands them; keep as sent.
-            parts.append(ProviderPart(provider=PROVIDER, block=block.to_dict(mode="json")))
+            parts.append(ProviderPart(provider=PROVIDER, block=block))
     return parts
 
 
-def usage_from_message(message: Any) -> Usage:
+def _field(block: dict[str, Any], name: str, index: int, *, optional: bool = False) -> str:
+    value = block.get(name)
+    if value is None and optional:
+        return ""
+    if not isinstance(value, str):
+        violation(f"{block['type']} block {index} has no {name} string")
+    return value
+
+
+def usage_from_stream(reader: StreamReader) -> Usage:
     """Usage by token class. A reply without usage is an error: it would otherwise cost nothing."""
-    usage = getattr(message, "usage", None)
-    input_tokens = getattr(usage, "input_tokens", None)
-    output_tokens = getattr(usage, "output_tokens", None)
-    if input_tokens is None or output_tokens is None:
-        raise ModelCallError("invalid_response", "anthropic: the response carried no token usage")
-    server_tools = getattr(usage, "server_tool_use", None)
+    usage = reader.final_usage()
     return Usage(
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cache_read_tokens=getattr(usage, "cache_read_input_tokens", None) or 0,
-        cache_write_tokens=getattr(usage, "cache_creation_input_tokens", None) or 0,
-        web_search_requests=getattr(server_tools, "web_search_requests", None) or 0,
+        input_tokens=usage["input_tokens"],
+        output_tokens=usage["output_tokens"],
+        cache_read_tokens=usage.get("cache_read_input_tokens", 0),
+        cache_write_tokens=usage.get("cache_creation_input_tokens", 0),
+        web_search_requests=reader.web_search_requests,
     )
 
 
 # --- keen -> requests ----------------------------------------------------------------------------
 
 
-def to_anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
-    """Anthropic messages, same-role neighbours merged, with a cache breakpoint on the newest user turn."""
-    out: list[dict[str, Any]] = []
-    for message in messages:
+@dataclass
+class _Turns:
+    """A conversation as Anthropic turns, message by message (a `Fold` for `ConversationMemo`):
+    same-role neighbours merged (the API rejects two turns of the same role in a row) and tool
+    results first in a user turn. A built turn is never changed (one that grows is rebuilt), so
+    the list can be sent as it is, request after request."""
+
+    turns: list[dict[str, Any]] = field(default_factory=list)
+    _starts: list[int] = field(default_factory=list)  # the message each turn starts at
+    _last_turn: list[int] = field(default_factory=list)  # per message: the last turn after it (-1: none)
+
+    def rewind(self, keep: int) -> int:
+        if keep >= len(self._last_turn):
+            return keep
+        # The turn holding message keep-1 may hold later messages too: rebuild it from its start.
+        turn = self._last_turn[keep - 1] if keep else -1
+        start = self._starts[turn] if turn >= 0 else 0
+        del self.turns[max(turn, 0) :], self._starts[max(turn, 0) :], self._last_turn[start:]
+        return start
+
+    def add(self, message: Message) -> None:
         blocks = [b for b in (_block(p) for p in message.parts) if b is not None]
-        if not blocks:
+        if blocks and self.turns and self.turns[-1]["role"] == message.role:
+            self.turns[-1] = _turn(message.role, [*self.turns[-1]["content"], *blocks])
+        elif blocks:
+            self.turns.append(_turn(message.role, blocks))
+            self._starts.append(len(self._last_turn))
+        self._last_turn.append(len(self.turns) - 1)
+
+
+def _turn(role: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    if role == "user":
+        # Tool results must open a user turn; merging may have put text before them.
+        blocks = sorted(blocks, key=lambda b: b["type"] != "tool_result")
+    return {"role": role, "content": blocks}
+
+
+def marked_newest_user_turn(turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A copy of `turns` with a cache breakpoint on the newest user turn's last cacheable block
+    (the turns themselves are left as they are)."""
+    out = list(turns)
+    for position in range(len(out) - 1, -1, -1):
+        turn = out[position]
+        if turn["role"] != "user":
             continue
-        if out and out[-1]["role"] == message.role:
-            out[-1]["content"].extend(blocks)  # the API rejects two turns of the same role in a row
-        else:
-            out.append({"role": message.role, "content": blocks})
-    for turn in out:
-        if turn["role"] == "user":
-            # Tool results must open a user turn; merging may have put text before them.
-            turn["content"].sort(key=lambda b: b["type"] != "tool_result")
-    _mark_newest_user_turn(out)
+        content = turn["content"]
+        for index in range(len(content) - 1, -1, -1):
+            if content[index]["type"] in _CACHEABLE_BLOCKS:
+                marked = {**content[index], "cache_control": _EPHEMERAL}
+                out[position] = {**turn, "content": [*content[:index], marked, *content[index + 1 :]]}
+                break
+        break
     return out
-
-
-def _mark_newest_user_turn(messages: list[dict[str, Any]]) -> None:
-    for message in reversed(messages):
-        if message["role"] != "user":
-            continue
-        for index in range(len(message["content"]) - 1, -1, -1):
-            block = message["content"][index]
-            if block["type"] in _CACHEABLE_BLOCKS:
-                message["content"][index] = {**block, "cache_control": _EPHEMERAL}
-                return
-        return
 
 
 def _block(part: Part) -> dict[str, Any] | None:

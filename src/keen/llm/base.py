@@ -7,11 +7,14 @@ back (resume) without loss — thinking signatures and provider-side blocks incl
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
+from functools import cached_property
 from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, Field, PrivateAttr, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
+
+from keen.llm.memo import ConversationMemo
 
 
 class TextPart(BaseModel):
@@ -74,32 +77,60 @@ def parts_to_json(parts: list[Part]) -> list[dict[str, Any]]:
     return [p.model_dump() for p in parts]
 
 
+def reply_record(parts: list[Part]) -> dict[str, Any]:
+    """`tool_calls` and `parts` of a reply's `model.responded` event: the tool calls in full
+    (SPEC 5), the parts in their order with each tool call standing as its id, so that no tool
+    input is stored twice."""
+    return {
+        "tool_calls": [p.model_dump(mode="json") for p in parts if isinstance(p, ToolUsePart)],
+        "parts": [
+            {"type": "tool_use", "id": p.id} if isinstance(p, ToolUsePart) else p.model_dump(mode="json")
+            for p in parts
+        ],
+    }
+
+
+def parts_from_record(data: Mapping[str, Any]) -> list[Part]:
+    """The parts of a recorded reply (`reply_record`), in order. Older events carry each tool call
+    whole in `parts` as well; a call given by id only is the next one of `tool_calls`."""
+    calls = iter(data.get("tool_calls") or ())
+    return parts_from_json(
+        [
+            next(calls, part) if part.get("type") == "tool_use" and "input" not in part else part
+            for part in data["parts"]
+        ]
+    )
+
+
 class Message(BaseModel):
     role: Literal["user", "assistant"]
     parts: list[Part]
-    # Size for token estimates, computed once: messages are not changed after they are built
-    # (condensing makes new ones), and a long session estimates every call.
-    _chars: int | None = PrivateAttr(default=None)
 
     def text(self) -> str:
         return "\n".join(p.text for p in self.parts if isinstance(p, TextPart))
 
     def chars(self) -> int:
-        if self._chars is None:
-            self._chars = sum(_part_chars(p) for p in self.parts)
-        return self._chars
+        return self.char_count
+
+    # Size for token estimates, computed once: messages are not changed after they are built
+    # (condensing makes new ones). A cached property, not a private attribute, because pydantic
+    # reads those an order of magnitude slower and a long session reads many.
+    @cached_property
+    def char_count(self) -> int:
+        return sum(_part_chars(p) for p in self.parts)
 
 
 class ToolSpec(BaseModel):
     name: str
     description: str
     input_schema: dict[str, Any]
-    _chars: int | None = PrivateAttr(default=None)
 
     def chars(self) -> int:
-        if self._chars is None:
-            self._chars = len(self.name) + len(self.description) + len(str(self.input_schema))
-        return self._chars
+        return self.char_count
+
+    @cached_property
+    def char_count(self) -> int:
+        return len(self.name) + len(self.description) + len(str(self.input_schema))
 
 
 class Request(BaseModel):
@@ -203,63 +234,35 @@ class Model(Protocol):
     async def aclose(self) -> None: ...
 
 
-class ProviderModel:
-    """What the real providers share: one stateless instance serves every agent of a session,
-    and the worst case of a call is priced from the provider's price table."""
-
-    name: str
-    provider: str
-    model: str
-    context_window: int
-    max_output_tokens: int
-    scripted = False
-    _client: Any
-
-    def for_agent(self, agent_key: str) -> Model:
-        return self
-
-    def state(self) -> dict[str, Any] | None:
-        return None
-
-    def restore(self, state: dict[str, Any] | None) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        await self._client.close()
-
-    async def complete(self, request: Request, on_delta: DeltaCallback | None = None) -> Turn:
-        raise NotImplementedError  # each provider's adapter implements the call itself
-
-    def worst_case_cost(self, request: Request) -> Decimal:
-        from keen.llm import pricing
-
-        output = request.max_tokens or self.max_output_tokens
-        return pricing.worst_case_cost(self.model, self.provider, estimate_tokens(request), output)
-
-
-async def next_stream_item(stream: Any, provider: str) -> Any | None:
-    """The next item of an SDK stream, or None at its end; a malformed stream is an invalid
-    response (not retried), unlike a dropped connection."""
-    from keen.errors import ModelCallError
-
-    try:
-        return await stream.__anext__()
-    except StopAsyncIteration:
-        return None
-    except (
-        AttributeError,
-        TypeError,
-        ValueError,
-        KeyError,
-    ) as exc:  # pydantic's ValidationError is a ValueError
-        raise ModelCallError("invalid_response", f"{provider}: malformed stream: {exc}") from exc
-
-
 def estimate_tokens(request: Request) -> int:
-    """A deliberately high token estimate (3 characters per token) for budgeting and condensing."""
+    """A deliberately high token estimate (3 characters per token) for budgeting and condensing.
+
+    The messages' size is kept per conversation (`ConversationMemo`): estimating the next request
+    of a session costs the same at step 5 and step 5,000."""
     chars = len(request.system) + sum(t.chars() for t in request.tools)
-    chars += sum(m.chars() for m in request.messages)
+    chars += _SIZES.fold(request.messages).total
     return tokens_for(chars, len(request.messages))
+
+
+class _Sizes:
+    """A conversation's running size in characters (a `Fold`)."""
+
+    def __init__(self) -> None:
+        self.running = [0]  # running[i]: the size of the first i messages
+
+    @property
+    def total(self) -> int:
+        return self.running[-1]
+
+    def rewind(self, keep: int) -> int:
+        del self.running[keep + 1 :]
+        return keep
+
+    def add(self, message: Message) -> None:
+        self.running.append(self.running[-1] + message.chars())
+
+
+_SIZES: ConversationMemo[_Sizes] = ConversationMemo(_Sizes, slots=32)
 
 
 def tokens_for(chars: int, message_count: int) -> int:

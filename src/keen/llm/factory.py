@@ -36,12 +36,14 @@ def check_model_config(spec: str, settings: Settings) -> tuple[str, str]:
     return provider, name
 
 
-def build_model(spec: str, settings: Settings, *, web_search: bool = True) -> Model:
+def build_model(spec: str, settings: Settings, *, web_search: bool = True, mode: str = "local") -> Model:
+    """The model for `spec`; its price is resolved here, under `mode`'s policy for unpriced
+    models (`pricing.require_price`: server modes refuse them)."""
     provider, name = check_model_config(spec, settings)
     if provider == "scripted":
         from keen.llm.scripted import ScriptedModel
 
-        return ScriptedModel(Path(name))
+        return ScriptedModel(Path(name), mode=mode)
     if provider == "anthropic":
         from keen.llm.anthropic import AnthropicModel
 
@@ -51,11 +53,12 @@ def build_model(spec: str, settings: Settings, *, web_search: bool = True) -> Mo
             api_key=settings.anthropic_api_key.get_secret_value(),
             base_url=settings.anthropic_base_url,
             web_search=web_search,
+            mode=mode,
         )
     from keen.llm.openai import OpenAIModel
 
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    return OpenAIModel(name, api_key=key, base_url=settings.openai_base_url)
+    return OpenAIModel(name, api_key=key, base_url=settings.openai_base_url, mode=mode)
 
 
 def _has(secret: object) -> bool:

@@ -6,6 +6,7 @@ when an `openai:` model is selected. The SDK's own retries are off: `llm.retry` 
 Tool-call arguments that are not a JSON object do not fail the call: the tool call gets the input
 `{"_invalid_json_arguments": <the raw text>}`, which the tool's input validation rejects with an
 error the model sees and can correct (small local models do produce broken JSON now and then).
+A chunk whose fields have the wrong types breaks the protocol and fails the call.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 import openai
@@ -28,7 +28,6 @@ from keen.llm.base import (
     DeltaCallback,
     Message,
     Part,
-    ProviderModel,
     Request,
     TextPart,
     ThinkingPart,
@@ -36,8 +35,9 @@ from keen.llm.base import (
     ToolUsePart,
     Turn,
     Usage,
-    next_stream_item,
 )
+from keen.llm.memo import ConversationMemo
+from keen.llm.provider import ProviderModel, next_stream_item, protocol_violation
 from keen.llm.retry import retry_after_seconds, transport_error
 
 PROVIDER = "openai"
@@ -82,11 +82,14 @@ class OpenAIModel(ProviderModel):
         api_key: str | None,
         base_url: str | None = None,
         timeout: float = 600.0,
+        mode: str = "local",
     ) -> None:
         self.model = model
         self.name = f"{PROVIDER}:{model}"
         self.context_window, self.max_output_tokens = limits(model)
         self.base_url = base_url
+        self.price = pricing.require_price(model, PROVIDER, mode)
+        self._entries: ConversationMemo[_Entries] = ConversationMemo(_Entries)
         # Local servers take no key, but the SDK insists on one: a placeholder is sent instead.
         self._client = openai.AsyncOpenAI(
             api_key=api_key or "no-key", base_url=base_url, timeout=timeout, max_retries=0
@@ -110,9 +113,10 @@ class OpenAIModel(ProviderModel):
 
     def request_params(self, request: Request) -> dict[str, Any]:
         """The keyword arguments of `chat.completions.create()` for `request`."""
+        system = [{"role": "system", "content": request.system}] if request.system else []
         params: dict[str, Any] = {
             "model": self.model,
-            "messages": to_openai_messages(request.system, request.messages),
+            "messages": [*system, *self._entries.fold(request.messages).entries],
             "stream": True,
             "stream_options": {"include_usage": True},
         }
@@ -132,20 +136,26 @@ class OpenAIModel(ProviderModel):
 
     def _turn(self, reply: _Reply, duration_ms: int) -> Turn:
         usage = reply.usage()
-        try:
-            cost, priced = pricing.cost_of(self.model, PROVIDER, usage), True
-        except pricing.PriceUnknown:
-            cost, priced = Decimal(0), False
         finish = reply.finish_reason
         return Turn(
             parts=reply.parts(),
             stop_reason=_STOP_REASONS.get(finish, finish) if finish else None,
             usage=usage,
-            cost_usd=cost,
+            cost_usd=self.price.cost(usage),
             model=self.name,
             duration_ms=duration_ms,
-            priced=priced,
+            priced=self.price.known,
         )
+
+
+T = TypeVar("T")
+
+
+def _checked(value: Any, kind: type[T], what: str) -> T | None:
+    """`value` when it is None or a `kind`; anything else breaks the protocol."""
+    if value is None or (isinstance(value, kind) and not isinstance(value, bool)):
+        return value
+    protocol_violation(PROVIDER, f"{what} is {type(value).__name__}, not {kind.__name__}")
 
 
 @dataclass
@@ -170,36 +180,41 @@ class _Reply:
         if getattr(chunk, "usage", None) is not None:
             self.raw_usage = chunk.usage
         deltas: list[Delta] = []
-        for choice in chunk.choices or []:
-            if choice.index != 0:
+        for choice in _checked(getattr(chunk, "choices", None), list, "a chunk's choices") or []:
+            if _checked(getattr(choice, "index", None), int, "a choice's index") not in (0, None):
                 continue
-            if choice.finish_reason:
-                self.finish_reason = choice.finish_reason
-            delta = choice.delta
+            finish = _checked(getattr(choice, "finish_reason", None), str, "finish_reason")
+            if finish:
+                self.finish_reason = finish
+            delta = getattr(choice, "delta", None)
             if delta is None:
                 continue
             # Reasoning text of compatible servers (vLLM: reasoning_content, Ollama: reasoning).
-            extra = delta.model_extra or {}
+            extra = getattr(delta, "model_extra", None) or {}
             thought = extra.get("reasoning_content") or extra.get("reasoning")
             if isinstance(thought, str) and thought:
                 self.reasoning += thought
                 deltas.append(Delta(kind="thinking", text=thought))
-            if delta.content:
-                self.text += delta.content
-                deltas.append(Delta(kind="text", text=delta.content))
-            for call in delta.tool_calls or []:
+            content = _checked(getattr(delta, "content", None), str, "a delta's content")
+            if content:
+                self.text += content
+                deltas.append(Delta(kind="text", text=content))
+            for call in _checked(getattr(delta, "tool_calls", None), list, "a delta's tool_calls") or []:
                 self._add_tool_call(call)
         return deltas
 
     def _add_tool_call(self, call: Any) -> None:
-        current = self.tool_calls.setdefault(call.index if call.index is not None else 0, _ToolCall())
-        if call.id:
-            current.id = call.id
-        if call.function is not None:
-            if call.function.name:
-                current.name += call.function.name
-            if call.function.arguments:
-                current.arguments += call.function.arguments
+        index = _checked(getattr(call, "index", None), int, "a tool call's index")
+        current = self.tool_calls.setdefault(index or 0, _ToolCall())
+        call_id = _checked(getattr(call, "id", None), str, "a tool call's id")
+        if call_id:
+            current.id = call_id
+        function = getattr(call, "function", None)
+        if function is not None:
+            current.name += _checked(getattr(function, "name", None), str, "a tool call's name") or ""
+            current.arguments += (
+                _checked(getattr(function, "arguments", None), str, "a tool call's arguments") or ""
+            )
 
     def parts(self) -> list[Part]:
         parts: list[Part] = []
@@ -210,7 +225,7 @@ class _Reply:
         for index in sorted(self.tool_calls):
             call = self.tool_calls[index]
             if not call.name:
-                raise ModelCallError("invalid_response", "openai: a streamed tool call has no function name")
+                protocol_violation(PROVIDER, "a streamed tool call has no function name")
             call_id = call.id or f"call_{uuid.uuid4().hex[:24]}"  # some local servers send no id
             parts.append(ToolUsePart(id=call_id, name=call.name, input=parse_arguments(call.arguments)))
         return parts
@@ -218,14 +233,15 @@ class _Reply:
     def usage(self) -> Usage:
         """Usage by token class: OpenAI's prompt tokens include the cached ones."""
         raw = self.raw_usage
-        prompt = getattr(raw, "prompt_tokens", None)
-        completion = getattr(raw, "completion_tokens", None)
+        prompt = _checked(getattr(raw, "prompt_tokens", None), int, "usage prompt_tokens")
+        completion = _checked(getattr(raw, "completion_tokens", None), int, "usage completion_tokens")
         if prompt is None or completion is None:
-            raise ModelCallError(
-                "invalid_response", "openai: the stream carried no token usage (stream_options.include_usage)"
-            )
+            protocol_violation(PROVIDER, "the stream carried no token usage (stream_options.include_usage)")
+        if prompt < 0 or completion < 0:
+            protocol_violation(PROVIDER, f"negative token usage ({prompt} prompt, {completion} completion)")
         details = getattr(raw, "prompt_tokens_details", None)
-        cached = min(getattr(details, "cached_tokens", None) or 0, prompt)
+        cached = _checked(getattr(details, "cached_tokens", None), int, "usage cached_tokens") or 0
+        cached = min(max(cached, 0), prompt)
         return Usage(input_tokens=prompt - cached, output_tokens=completion, cache_read_tokens=cached)
 
 
@@ -243,15 +259,22 @@ def parse_arguments(raw: str) -> dict[str, Any]:
 # --- keen -> requests ----------------------------------------------------------------------------
 
 
-def to_openai_messages(system: str, messages: list[Message]) -> list[dict[str, Any]]:
-    """Chat messages: tool results become `tool` messages; thinking and provider parts are dropped."""
-    out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
-    for message in messages:
-        if message.role == "assistant":
-            out.extend(_assistant_message(message))
-        else:
-            out.extend(_user_messages(message))
-    return out
+@dataclass
+class _Entries:
+    """A conversation as chat messages, message by message (a `Fold` for `ConversationMemo`)."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    _offsets: list[int] = field(default_factory=list)  # per message: where its entries start
+
+    def rewind(self, keep: int) -> int:
+        if keep < len(self._offsets):
+            del self.entries[self._offsets[keep] :], self._offsets[keep:]
+        return keep
+
+    def add(self, message: Message) -> None:
+        self._offsets.append(len(self.entries))
+        convert = _assistant_message if message.role == "assistant" else _user_messages
+        self.entries.extend(convert(message))
 
 
 def _assistant_message(message: Message) -> list[dict[str, Any]]:

@@ -118,16 +118,25 @@ class ScriptedModel:
     scripted = True
     max_output_tokens = 32_000
 
-    def __init__(self, path: Path | str, *, script: Script | None = None, agent_key: str = "main") -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        script: Script | None = None,
+        agent_key: str = "main",
+        mode: str = "local",
+        price: pricing.Price | None = None,
+    ) -> None:
         self.path = Path(path)
         self.script = script or load_script(self.path)
         self.agent_key = agent_key
         self.position = 0
         self.name = f"scripted:{self.path}"
         self.context_window = self.script.context_window
+        self.price = price or pricing.require_price(self.script.model, None, mode)
 
     def for_agent(self, agent_key: str) -> ScriptedModel:
-        return ScriptedModel(self.path, script=self.script, agent_key=agent_key)
+        return ScriptedModel(self.path, script=self.script, agent_key=agent_key, price=self.price)
 
     @property
     def turns(self) -> list[ScriptTurn]:
@@ -144,9 +153,10 @@ class ScriptedModel:
 
     def worst_case_cost(self, request: Request) -> Decimal:
         """The exact cost of the next reply the script will give (a script knows its future)."""
-        for turn in self.turns[self.position :]:
-            if turn.error is None:
-                return self._cost(self._usage(turn))
+        turns = self.turns
+        for index in range(self.position, len(turns)):
+            if turns[index].error is None:
+                return self.price.cost(self._usage(turns[index]))
         return Decimal(0)
 
     async def complete(self, request: Request, on_delta: DeltaCallback | None = None) -> Turn:
@@ -171,9 +181,10 @@ class ScriptedModel:
             parts=parts,
             stop_reason=turn.stop_reason or ("tool_use" if turn.tool_calls else "end_turn"),
             usage=usage,
-            cost_usd=self._cost(usage),
+            cost_usd=self.price.cost(usage),
             model=f"scripted:{self.script.model}",
             duration_ms=turn.delay_ms,
+            priced=self.price.known,
         )
 
     def _parts(self, turn: ScriptTurn) -> list[Part]:
@@ -189,12 +200,6 @@ class ScriptedModel:
 
     def _usage(self, turn: ScriptTurn) -> Usage:
         return (turn.usage or self.script.default_usage).to_usage()
-
-    def _cost(self, usage: Usage) -> Decimal:
-        try:
-            return pricing.cost_of(self.script.model, None, usage)
-        except pricing.PriceUnknown as exc:
-            raise ConfigError(f"script {self.path}: {exc}") from exc
 
 
 def _stream(parts: list[Part], on_delta: DeltaCallback) -> None:
