@@ -28,11 +28,11 @@ from _common import add_record_flag, percentile, write_results
 async def measure(runs: int, work: Path) -> dict[str, Any]:
     os.environ["KEEN_HOME"] = str(work / "home")
     from keen.proc import run_process
+    from keen.secrets import scrubbed_env
     from keen.tools import shell
     from keen.tools.context import ToolContext
     from keen.tools.registry import ToolRegistry
     from keen.tools.sandbox import bwrap_problem, policy_from_settings, session_sandbox
-    from keen.tools.shell import scrubbed_env
     from keen.tools.workspace import Workspace
 
     class Agent:

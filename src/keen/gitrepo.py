@@ -43,7 +43,7 @@ GIT_IDENTITY = {
 def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment for git: `base` (default: the environment without keen's secrets, since
     git runs hooks the agent may have written) plus an identity and no prompts."""
-    from keen.tools.shell import scrubbed_env
+    from keen.secrets import scrubbed_env
 
     env = dict(scrubbed_env() if base is None else base)
     for key, value in GIT_IDENTITY.items():

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from helpers import sleeping, unique_sleep
+from keen.secrets import REDACTED, redact, scrubbed_env
 from keen.tools.context import ToolContext
 from keen.tools.sandbox import policy_from_settings
-from keen.tools.shell import REDACTED, STREAM_LIMIT, redact, scrubbed_env
+from keen.tools.shell import STREAM_LIMIT
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:

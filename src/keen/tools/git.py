@@ -12,10 +12,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from keen.gitrepo import GIT_TIMEOUT_SECONDS, GitRepo, git_env
+from keen.secrets import redact, scrubbed_env
 from keen.text import cut_middle
 from keen.tools.context import ToolContext
 from keen.tools.registry import Tool, ToolError, tool
-from keen.tools.shell import redact, scrubbed_env
 
 GitAction = Literal[
     "status", "diff", "log", "add", "commit", "branch", "checkout", "merge", "show", "stash", "reset"

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from keen.errors import KeenError
 from keen.llm.base import ToolSpec
+from keen.secrets import redact, redact_value
 from keen.text import cut_middle
 from keen.tools.context import ToolContext
 from keen.tools.limits import input_problem
@@ -162,8 +163,6 @@ def _bounded(result: ToolResult) -> ToolResult:
 
 def _redact_result(result: ToolResult, secret_values: tuple[str, ...]) -> None:
     """No secret of keen's reaches the event log or the model through any tool's result."""
-    from keen.tools.shell import redact, redact_value  # shell registers tools: import at use
-
     result.output = redact_value(result.output, secret_values)
     if result.error is not None:
         result.error = redact(result.error, secret_values)

@@ -27,7 +27,7 @@ class ToolFailed(Exception):
 
 def tool_env() -> dict[str, str]:
     """The environment for external tools: keen's secrets removed, output kept plain."""
-    from keen.tools.shell import scrubbed_env  # the one place that decides what is secret
+    from keen.secrets import scrubbed_env  # the one place that decides what is secret
 
     env = without_keen_venv(scrubbed_env())
     # Options of an enclosing pytest run must not leak into the project's own test run.
