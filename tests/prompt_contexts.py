@@ -32,7 +32,14 @@ CONTEXTS: dict[str, dict[str, Any]] = {
     "nudge_stuck.j2": dict(reason="the same call"),
     "condensed_summary.j2": dict(phases=["PLAN"], files=["a.py"], commands=["pytest → 0"], notes=["n"]),
     "interrupted_tool.j2": dict(name="run_command"),
-    "final_commit.j2": dict(headline="h", status="completed", session="abc", branch="main", vision="v"),
+    "final_commit.j2": dict(
+        headline="h",
+        summary="the whole summary",
+        status="completed",
+        session="abc",
+        branch="main",
+        vision="v",
+    ),
     "converse_system.j2": dict(
         workspace="/w",
         tool_names=["get_project_tree", "read_files", "search_files"],

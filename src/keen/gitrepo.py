@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from keen.errors import WorkspaceError
 from keen.proc import ProcessResult, run_process
@@ -31,13 +32,18 @@ SAFE_CONFIG = (
     "core.quotePath=false",
 )
 
-# Commits keen makes must work on machines with no git identity configured.
+KEEN_NAME, KEEN_EMAIL = "keen", "keen@localhost"
+# keen commits (its identity is the committer); the author is the user when git knows who they
+# are (`GitRepo.run` checks), keen only when it does not, so commits work on any machine.
 GIT_IDENTITY = {
-    "GIT_AUTHOR_NAME": "keen",
-    "GIT_AUTHOR_EMAIL": "keen@localhost",
-    "GIT_COMMITTER_NAME": "keen",
-    "GIT_COMMITTER_EMAIL": "keen@localhost",
+    "GIT_AUTHOR_NAME": KEEN_NAME,
+    "GIT_AUTHOR_EMAIL": KEEN_EMAIL,
+    "GIT_COMMITTER_NAME": KEEN_NAME,
+    "GIT_COMMITTER_EMAIL": KEEN_EMAIL,
 }
+_AUTHOR_VARIABLES = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL")
+# Subcommands that can make a commit, and so need an author.
+_COMMITTING = frozenset({"commit", "merge", "stash", "cherry-pick", "revert", "rebase", "am", "pull", "tag"})
 
 
 def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -119,11 +125,22 @@ class GitRepo:
     ) -> ProcessResult:
         """Run git; `env` replaces `git_env()` (the git tool passes one without keen's secrets)."""
         env = git_env() if env is None else env
+        if args and args[0] in _COMMITTING:
+            env = await self._with_author(env)
         result = await run_process(["git", *SAFE_CONFIG, *args], cwd=self.path, timeout=timeout, env=env)
         if check and not result.ok:
             detail = "timed out" if result.timed_out else (result.stderr or result.stdout).strip()
             raise WorkspaceError(f"git {' '.join(args)} failed in {self.path}: {detail}")
         return result
+
+    async def _with_author(self, env: Mapping[str, str]) -> Mapping[str, str]:
+        """`env` with keen's fallback author dropped when git knows the user here (their
+        configuration, includes and `EMAIL` as git itself reads them)."""
+        if tuple(env.get(k) for k in _AUTHOR_VARIABLES) != (KEEN_NAME, KEEN_EMAIL):
+            return env  # the caller chose an author
+        own = {k: v for k, v in env.items() if k not in _AUTHOR_VARIABLES}
+        probe = await run_process(["git", "var", "GIT_AUTHOR_IDENT"], cwd=self.path, timeout=30, env=own)
+        return own if probe.ok else env
 
     async def out(self, *args: str) -> str:
         return (await self.run(*args)).stdout.strip()
@@ -203,32 +220,91 @@ class GitRepo:
         await self.run("init", "-q")
 
 
-async def ensure_repository(path: Path, *, allow_dirty: bool) -> tuple[GitRepo, str]:
-    """Make `path` a usable workspace per the spec and return it with its start commit.
+@dataclass(frozen=True)
+class WorkspacePlan:
+    """What preparing a workspace will do (or why it is refused), found without changing it."""
 
-    Not a repository: `git init` and commit what is there as a first snapshot. A dirty tree is
-    refused unless `allow_dirty`, which commits it as a snapshot first so the person's changes
-    and the agent's stay apart.
+    path: Path
+    action: Literal["use", "init", "first_snapshot", "snapshot", "refuse"]
+    refusal: str | None = None  # the `WorkspaceError` a run would raise
+    note: str | None = None  # worth telling before the run starts
+
+
+async def plan_workspace(path: Path, *, allow_dirty: bool) -> WorkspacePlan:
+    """Decide how `path` becomes the workspace (SPEC 3.5), reading only.
+
+    Not a repository: `git init` and a first snapshot. A folder inside a repository is refused
+    (keen never nests a repository in the user's, and works at the top of one), unless that
+    repository ignores the folder, which then gets a repository of its own. A detached HEAD is
+    refused (the work would be on no branch), a dirty tree too unless `allow_dirty`, which
+    commits it as a snapshot first so the person's changes and the agent's stay apart.
     """
-    repo = GitRepo(path)
-    # A directory inside another repository gets a repository of its own: the agent's commits
-    # must not land in a project it was not pointed at.
-    if not await repo.is_toplevel():
-        await repo.init()
-        await repo.commit_all("keen: initial snapshot of the workspace", allow_empty=True)
-        return repo, await repo.head()
-    if not await repo.has_commits():
-        await repo.commit_all("keen: initial snapshot of the workspace", allow_empty=True)
-        return repo, await repo.head()
-    if await repo.is_dirty():
-        if not allow_dirty:
-            changed = await repo.status_porcelain()
-            raise WorkspaceError(
-                f"the work tree in {path} has {len(changed)} uncommitted change(s); commit or stash "
-                "them, or pass --allow-dirty to snapshot them first"
+    path = path.resolve()
+    top = await _enclosing_toplevel(path)
+    if top is None:
+        return WorkspacePlan(path, "init")
+    if top != path:
+        relative = path.relative_to(top).as_posix()
+        ignored = await GitRepo(top).run("check-ignore", "-q", "--", f"{relative}/", check=False)
+        if not ignored.ok:
+            return WorkspacePlan(
+                path,
+                "refuse",
+                refusal=f"{path} is inside the git repository {top}; keen works at the top of a "
+                f"repository and never makes one inside yours: use --dir {top} (or a folder outside it)",
             )
+        note = f"{path} is ignored by the git repository {top}: keen makes it a repository of its own"
+        return WorkspacePlan(path, "init", note=note)
+    repo = GitRepo(path)
+    if not await repo.has_commits():
+        return WorkspacePlan(path, "first_snapshot")
+    if await repo.current_branch() is None:
+        head = (await repo.head())[:10]
+        return WorkspacePlan(
+            path,
+            "refuse",
+            refusal=f"HEAD is detached in {path} (at {head}): the agent's commits would be on no branch; "
+            "check out a branch first (git switch -c NAME)",
+        )
+    changed = await repo.status_porcelain()
+    if not changed:
+        return WorkspacePlan(path, "use")
+    if not allow_dirty:
+        return WorkspacePlan(
+            path,
+            "refuse",
+            refusal=f"the work tree in {path} has {len(changed)} uncommitted change(s); commit or stash "
+            "them, or pass --allow-dirty to snapshot them first",
+        )
+    return WorkspacePlan(
+        path, "snapshot", note=f"{len(changed)} uncommitted change(s) are committed first as a snapshot"
+    )
+
+
+async def _enclosing_toplevel(path: Path) -> Path | None:
+    """The top of the git work tree holding `path` (or its nearest existing folder), if any."""
+    existing = path
+    while not existing.is_dir() and existing != existing.parent:
+        existing = existing.parent
+    result = await GitRepo(existing).run("rev-parse", "--show-toplevel", check=False)
+    return Path(result.stdout.strip()).resolve() if result.ok and result.stdout.strip() else None
+
+
+async def ensure_repository(path: Path, *, allow_dirty: bool) -> tuple[GitRepo, str, WorkspacePlan]:
+    """Make `path` the workspace as `plan_workspace` decides (creating the folder only once it is
+    accepted) and return it with its start commit and the plan."""
+    plan = await plan_workspace(path, allow_dirty=allow_dirty)
+    if plan.refusal is not None:
+        raise WorkspaceError(plan.refusal)
+    plan.path.mkdir(parents=True, exist_ok=True)
+    repo = GitRepo(plan.path)
+    if plan.action == "init":
+        await repo.init()
+    if plan.action in ("init", "first_snapshot"):
+        await repo.commit_all("keen: initial snapshot of the workspace", allow_empty=True)
+    elif plan.action == "snapshot":
         await repo.commit_all("keen: snapshot of uncommitted changes before the session")
-    return repo, await repo.head()
+    return repo, await repo.head(), plan
 
 
 async def _git_path(repo: GitRepo, name: str) -> Path | None:

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+PYTEST_PART = "python -m pytest -q"
+INSTALL_TIMEOUT = 900  # a fresh venv installs every dependency: minutes on a busy machine
 
 
 def readme_commands() -> list[str]:
@@ -23,9 +25,8 @@ def readme_commands() -> list[str]:
     ]
 
 
-@pytest.mark.slow
-def test_readme_install_and_run_command_works_in_a_fresh_venv(tmp_path: Path) -> None:
-    install_and_run = next(c for c in readme_commands() if "keen breathe" in c and "pip install" in c)
+def _fresh_checkout(tmp_path: Path) -> Path:
+    """A copy of this checkout's files (no venv, no caches), as a new user has it."""
     checkout = tmp_path / "keen"
     files = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
@@ -36,14 +37,33 @@ def test_readme_install_and_run_command_works_in_a_fresh_venv(tmp_path: Path) ->
             target = checkout / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
+    return checkout
+
+
+def _new_shell_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a new shell: no virtual environment active."""
     env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
     env["PATH"] = os.pathsep.join(
         p for p in env["PATH"].split(os.pathsep) if "/.venv/" not in p and "ci-venv" not in p
     )
     env["KEEN_HOME"] = str(tmp_path / "home")
     env["NO_COLOR"] = "1"
+    return env
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(INSTALL_TIMEOUT)
+def test_readme_install_and_run_command_works_in_a_fresh_venv(tmp_path: Path) -> None:
+    install_and_run = next(c for c in readme_commands() if "keen breathe" in c and "pip install" in c)
+    checkout = _fresh_checkout(tmp_path)
+    env = _new_shell_env(tmp_path)
     result = subprocess.run(
-        ["bash", "-c", install_and_run], cwd=checkout, env=env, capture_output=True, text=True, timeout=900
+        ["bash", "-c", install_and_run],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_TIMEOUT,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (checkout / "demo" / "fizzbuzz.py").is_file()
@@ -58,3 +78,31 @@ def test_readme_test_command_is_the_one_ci_runs() -> None:
     test_command = next(c for c in readme_commands() if "pytest" in c)
     assert "python -m pytest -q" in test_command
     assert "python -m pytest -q" in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(INSTALL_TIMEOUT)
+def test_readme_test_command_works_on_its_own_in_a_new_shell(tmp_path: Path) -> None:
+    """It makes and activates the venv it needs; only its test run is narrowed here (the whole
+    suite would run itself)."""
+    test_command = next(c for c in readme_commands() if "pytest" in c)
+    assert test_command.endswith(PYTEST_PART)
+    narrowed = test_command.removesuffix(PYTEST_PART) + f"{PYTEST_PART} tests/e2e/test_readme.py -k exactly"
+    checkout = _fresh_checkout(tmp_path)
+    result = subprocess.run(
+        ["bash", "-c", narrowed],
+        cwd=checkout,
+        env=_new_shell_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_TIMEOUT,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "1 passed" in result.stdout
+    assert (checkout / ".venv" / "bin" / "keen").is_file()
+
+
+def test_ci_runs_exactly_the_readme_test_commands_pytest_part() -> None:
+    test_command = next(c for c in readme_commands() if "pytest" in c)
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert test_command.endswith(PYTEST_PART) and PYTEST_PART in ci

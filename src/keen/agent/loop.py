@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import textwrap
 import time
 from functools import partial
 from typing import Any, NoReturn
@@ -265,10 +266,16 @@ class Agent:
         return result
 
     async def _commit_remaining(self, end: SessionEnd) -> str | None:
-        headline = (end.summary.strip().splitlines() or [end.status])[0][:72] or end.status
+        summary = end.summary.strip()
+        first_line = " ".join((summary.splitlines() or [end.status])[0].split()) or end.status
+        # git's subject convention: 72 characters with the "keen: " prefix, cut between words.
+        headline = textwrap.shorten(first_line, width=72 - len("keen: "), placeholder=" …")
+        if headline == "…":  # one word longer than the subject
+            headline = first_line[: 72 - len("keen: ") - 1] + "…"
         message = render(
             "final_commit.j2",
             headline=headline,
+            summary=summary if summary != headline else "",
             status=end.status,
             session=self.spec.short_id,
             branch=self.spec.branch_name,

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -42,12 +44,10 @@ NoWebSearchOpt = Annotated[bool, typer.Option("--no-web-search", help="Disable t
 @app.callback()
 def _global(
     no_color: Annotated[
-        bool, typer.Option("--no-color", help="Turn colour off (NO_COLOR works too).")
+        bool, typer.Option("--no-color", help="Turn colour off (NO_COLOR works too); also after a command.")
     ] = False,
 ) -> None:
     if no_color:
-        import os
-
         os.environ["NO_COLOR"] = "1"
 
 
@@ -318,4 +318,14 @@ def db_upgrade() -> None:
 
 
 def main() -> None:
-    app()
+    app(args=_without_no_color(sys.argv[1:]))
+
+
+def _without_no_color(args: list[str]) -> list[str]:
+    """`--no-color` works after the command too (`keen breathe … --no-color`), like the global
+    option; arguments after `--` are left alone."""
+    end = args.index("--") if "--" in args else len(args)
+    if "--no-color" not in args[:end]:
+        return args
+    os.environ["NO_COLOR"] = "1"
+    return [a for a in args[:end] if a != "--no-color"] + args[end:]

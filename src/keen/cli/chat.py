@@ -126,6 +126,11 @@ class ChatView:
             self.console.print(Text(f"  · {data.get('name')} {_brief(data.get('input'))}", style="dim"))
         elif item.type == ev.TOOL_FINISHED and not data.get("ok"):
             self.console.print(Text(f"    {data.get('error')}", style="yellow"), soft_wrap=True)
+        elif item.type == ev.MODEL_RETRYING:
+            from keen.cli.views import retrying_text
+
+            self.end_line()
+            self.console.print(Text(f"  ({retrying_text(data)})", style="yellow"), soft_wrap=True)
 
     def _show_waiting(self) -> None:
         """On a terminal, say that a reply is awaited until its first words arrive (a pipe gets

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from rich.console import Console
 
@@ -16,43 +18,116 @@ EXIT_OK = 0
 EXIT_NOT_COMPLETED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+EXIT_PIPE = 128 + signal.SIGPIPE  # 141, as `git log | head` ends when its reader leaves
+# Output that is not a terminal (a pipe, a file) is not wrapped at 80 columns: lines are as
+# long as their content, up to this, unless COLUMNS says otherwise.
+PIPE_WIDTH = 4096
 
 
-def stdout_console() -> Console:
-    return Console(highlight=False)
+class OutputClosed(Exception):
+    """Whoever read keen's output has gone (`keen … | head`)."""
 
 
-def stderr_console() -> Console:
-    return Console(stderr=True, highlight=False)
+class KeenConsole(Console):
+    """A console whose closed output (a pipe whose reader left) is a request to stop: what
+    follows is discarded, and `on_closed` is called (a running session is cancelled) or, when
+    there is none, `OutputClosed` is raised so the command exits quietly."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.closed = False
+        self.on_closed: Callable[[], None] | None = None
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        if not self.closed:
+            self.closed = True
+            discard(self.file)
+            if self.on_closed is not None:
+                self.on_closed()
+                return
+        raise OutputClosed
+
+
+def discard(stream: IO[str]) -> None:
+    """Send what is still written to `stream` to /dev/null (so Python's final flush is quiet)."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _console(stderr: bool) -> KeenConsole:
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
+    return KeenConsole(stderr=stderr, highlight=False, width=width)
+
+
+def stdout_console() -> KeenConsole:
+    return _console(stderr=False)
+
+
+def stderr_console() -> KeenConsole:
+    return _console(stderr=True)
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
-    stderr_console().print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    stderr_console().print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
     return code
 
 
 def guarded(fn: Callable[[], int]) -> int:
-    """Run a command body; keen's own errors become a message and their exit code."""
+    """Run a command body; keen's own errors become a message and their exit code, and a reader
+    that went away (`| head`) a quiet exit like any command-line tool's."""
     try:
         return fn()
     except KeenError as exc:
         return fail(exc.message, exc.exit_code)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except OutputClosed:
+        return EXIT_PIPE
+    except BrokenPipeError:
+        discard(sys.stdout)
+        return EXIT_PIPE
 
 
 def settings_or_fail() -> Any:
-    """Settings from the environment; a bad value is a configuration error naming it."""
+    """Settings from the environment, checked before the command does anything: a bad value,
+    an unusable KEEN_HOME or an unreachable database is a configuration error naming it."""
+    from keen.runner.preflight import check_configuration
+
+    settings = load_settings()
+    check_configuration(settings)
+    return settings
+
+
+def load_settings() -> Any:
+    """Settings from the environment; a value that does not parse is a configuration error."""
     from pydantic import ValidationError
 
-    from keen.config import get_settings
+    from keen.config import Settings, get_settings
     from keen.errors import ConfigError
 
     try:
         return get_settings()
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        fields = Settings.model_fields
+        problems = "; ".join(
+            f"{_setting_name(fields, e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)
+        )
         raise ConfigError(f"invalid configuration: {problems}") from None
+
+
+def _setting_name(fields: dict[str, Any], loc: tuple[Any, ...]) -> str:
+    """The environment variable a pydantic error is about (`KEEN_RETRY_BASE_DELAY`)."""
+    name = str(loc[0]) if loc else "?"
+    field = fields.get(name)
+    return (field.alias if field is not None and field.alias else name).upper()
 
 
 def print_json(data: Any) -> None:

@@ -29,6 +29,7 @@ STATUS_STYLE = {
     "budget_exhausted": "yellow",
     "stuck": "red",
     "failed": "red",
+    "interrupted": "yellow",
 }
 
 
@@ -56,6 +57,8 @@ def event_line(event: Event, branches: dict[str, str] | None = None) -> Text:
 def _detail(type_: str, d: dict[str, Any]) -> str:
     if type_ == ev.SESSION_CREATED:
         return _short(d.get("vision", ""))
+    if type_ == ev.MODEL_RETRYING:
+        return retrying_text(d)
     if type_ in (ev.SESSION_STARTED, ev.SESSION_RESUMED):
         return f"pid {d.get('pid')}"
     if type_ == ev.PHASE_CHANGED:
@@ -91,6 +94,14 @@ def _detail(type_: str, d: dict[str, Any]) -> str:
     if type_ == ev.VALIDATION_FINISHED:
         return f"{d.get('overall')} (score {d.get('score')})"
     return _short(d, 80)
+
+
+def retrying_text(d: dict[str, Any]) -> str:
+    """A `model.retrying` event: `model unreachable at …, retrying in 2.6 s, attempt 3/6`."""
+    return (
+        f"{d.get('problem')}, retrying in {float(d.get('delay_s') or 0):.1f} s, "
+        f"attempt {d.get('next_attempt')}/{d.get('max_attempts')}"
+    )
 
 
 def tree_renderable(projection: TreeProjection) -> RenderableType:
@@ -137,8 +148,10 @@ class SessionView:
         max_iterations: int,
         live: bool,
         verbose: bool = False,
+        title: str = "keen breathe",
     ) -> None:
         self.console = console
+        self.title = title
         self.model = model
         self.budget = budget
         self.max_iterations = max_iterations
@@ -153,10 +166,9 @@ class SessionView:
         if self._live is not None:
             self._live.update(self.render())
             self._live.start()
-        elif self.scripted:
-            self.console.print(
-                Text(f"keen · {self.model} (scripted model: replies come from a script)", "dim")
-            )
+        else:
+            scripted = " (scripted model: replies come from a script)" if self.scripted else ""
+            self.console.print(Text(f"{self.title} · {self.model}{scripted}", "dim"), soft_wrap=True)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -171,17 +183,18 @@ class SessionView:
             return
         self.tree.apply(item)
         branches = {sid: n.branch for sid, n in self.tree.nodes.items()}
-        line = event_line(item, branches)
+        lines = [event_line(item, branches)]
         if item.type == ev.MODEL_RESPONDED:
             self.stream = ""
+            if self.verbose and item.data.get("text"):
+                lines.append(Text("      " + _short(item.data["text"], 400), style="italic"))
+        if item.type == ev.SESSION_CREATED and item.data.get("workspace_note"):
+            lines.append(Text(f"      note: {item.data['workspace_note']}", style="yellow"))
         if self._live is None:
-            self.console.print(line, soft_wrap=True)
-            if self.verbose and item.type == ev.MODEL_RESPONDED and item.data.get("text"):
-                self.console.print(
-                    Text("      " + _short(item.data["text"], 400), style="italic"), soft_wrap=True
-                )
+            for line in lines:
+                self.console.print(line, soft_wrap=True)
         else:
-            self.lines.append(line)
+            self.lines.extend(lines)
             self._live.update(self.render())
 
     def render(self, final: bool = False) -> RenderableType:
@@ -205,7 +218,7 @@ class SessionView:
         parts.extend(self.lines)
         if self.stream and not final:
             parts.append(Text("  " + " ".join(self.stream.split())[-200:], style="italic dim"))
-        return Panel(Group(*parts), title="keen breathe", border_style="magenta")
+        return Panel(Group(*parts), title=self.title, border_style="magenta")
 
 
 def report_renderable(
@@ -232,4 +245,6 @@ def report_renderable(
     parts: list[RenderableType] = [table]
     if projection is not None and projection.root() is not None and projection.root().children:  # type: ignore[union-attr]
         parts += [Text(""), Text("agents", style="bold"), tree_renderable(projection)]
-    return Panel(Group(*parts), title="keen report", border_style=STATUS_STYLE.get(status, "white"))
+    return Panel(
+        Group(*parts), title="keen report", border_style=STATUS_STYLE.get(status, "white"), expand=False
+    )

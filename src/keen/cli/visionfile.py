@@ -8,6 +8,7 @@ before it is written, and a long discussion context is cut (oldest part first) t
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,9 +89,14 @@ def check_output(output: Path) -> Path:
     return path
 
 
-def breathe_command_line(path: Path, directory: Path, *, allow_dirty: bool = False) -> str:
-    """The command that runs a vision file, correct from any current directory."""
+def breathe_command_line(
+    path: Path, directory: Path, *, allow_dirty: bool = False, options: Sequence[str] = ()
+) -> str:
+    """The command that runs a vision file, correct from any current directory (`options`:
+    more `keen breathe` arguments, quoted here)."""
     line = f"keen breathe -f {shlex.quote(str(path))} --dir {shlex.quote(str(directory))}"
+    if options:
+        line += " " + shlex.join(options)
     return line + " --allow-dirty" if allow_dirty else line
 
 

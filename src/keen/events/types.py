@@ -15,6 +15,7 @@ SESSION_RESUMED = "session.resumed"
 SESSION_FINISHED = "session.finished"
 PHASE_CHANGED = "phase.changed"
 MODEL_RESPONDED = "model.responded"
+MODEL_RETRYING = "model.retrying"  # a model call failed and is tried again after a delay
 TOOL_STARTED = "tool.started"
 TOOL_FINISHED = "tool.finished"
 CHILD_SPAWNED = "child.spawned"
@@ -42,6 +43,7 @@ EVENT_TYPES = frozenset(
         SESSION_FINISHED,
         PHASE_CHANGED,
         MODEL_RESPONDED,
+        MODEL_RETRYING,
         TOOL_STARTED,
         TOOL_FINISHED,
         CHILD_SPAWNED,

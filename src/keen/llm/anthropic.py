@@ -100,6 +100,7 @@ class AnthropicModel(ProviderModel):
     ) -> None:
         self.model = model
         self.name = f"{PROVIDER}:{model}"
+        self.base_url = base_url  # None: the SDK's default endpoint
         self.capabilities = capabilities(model)
         self.context_window = self.capabilities.context_window
         self.max_output_tokens = self.capabilities.max_output_tokens

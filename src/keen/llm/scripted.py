@@ -94,21 +94,35 @@ def load_script(path: Path) -> Script:
     """Parse and validate a script file; every problem is a `ConfigError` naming the file."""
     try:
         text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read script {path}: {exc.strerror or exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read script {path}: {getattr(exc, 'strerror', None) or exc}") from None
     try:
         if path.suffix in {".yaml", ".yml"}:
             import yaml
 
-            data = yaml.safe_load(text)
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as exc:  # not a ValueError, unlike json's errors
+                raise ValueError(str(exc)) from None
         else:
             data = json.loads(text)
-    except ValueError as exc:  # json.JSONDecodeError and yaml.YAMLError both subclass it
-        raise ConfigError(f"script {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}") from exc
+    except ValueError as exc:
+        kind = path.suffix.lstrip(".") or "JSON"
+        raise ConfigError(f"script {path} is not valid {kind}: {' '.join(str(exc).split())}") from None
     try:
         return Script.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"script {path} is invalid: {exc}") from exc
+        raise ConfigError(f"script {path} is invalid: {script_problem(exc)}") from None
+
+
+def script_problem(exc: ValidationError) -> str:
+    """The first problem of a script as one line (`agents.main.0.tool_calls: …`), without
+    pydantic's input echo and documentation links."""
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"]) or "the script"
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"
 
 
 class ScriptedModel:

@@ -41,6 +41,8 @@ from keen.tools.context import SummonRequest
 # live process any more (it was killed, or its machine died) and may be resumed.
 LEASE = timedelta(seconds=15)
 INTERRUPTED = "interrupted"  # shown for a session left running by a process that is gone
+# Every status a session can show, in the order of its life (what `recent` can filter by).
+STATUSES = ("created", "running", INTERRUPTED, *sorted(ev.TERMINAL_STATUSES))
 
 
 def new_session_id() -> str:
@@ -303,16 +305,25 @@ class SessionService:
         return await self.repo.root_of(session_id)
 
     async def recent(self, *, limit: int = 20, status: str | None = None) -> Sequence[SessionRow]:
-        if status == INTERRUPTED:
+        if status is not None and status not in STATUSES:
+            raise InputError(f"unknown session status {status!r}; the statuses are: {', '.join(STATUSES)}")
+        if status in ("running", INTERRUPTED):  # both are stored as running
             rows = await self.repo.recent(limit=limit, status="running")
-            return [r for r in rows if self.status_of(r) == INTERRUPTED]
+            return [r for r in rows if self.status_of(r) == status]
         return await self.repo.recent(limit=limit, status=status)
 
     async def events(self, root_id: str, *, after_seq: int = 0) -> list[Event]:
         return await self.events_store.events(root_id, after_seq=after_seq)
 
-    async def tree(self, root_id: str) -> TreeProjection:
-        return TreeProjection.from_events(await self.events(root_id))
+    async def tree(self, root_id: str, events: list[Event] | None = None) -> TreeProjection:
+        """The agent tree from the log (`events`, when already read); when no process runs the
+        root any more, its unfinished agents show as `interrupted`, as `status_of` says."""
+        projection = TreeProjection.from_events(await self.events(root_id) if events is None else events)
+        if self.status_of(await self.repo.get(root_id)) == INTERRUPTED:
+            for node in projection.nodes.values():
+                if node.status not in ev.TERMINAL_STATUSES:
+                    node.status = INTERRUPTED
+        return projection
 
     def watch(self, callback: Callback, root_id: str | None = None) -> Callable[[], None]:
         """Call `callback` with every live event and delta (of `root_id`); returns unsubscribe."""
@@ -330,7 +341,7 @@ class SessionService:
             "id": row.id,
             "short_id": row.short_id,
             "status": self.status_of(row),
-            "phase": row.phase,
+            "phase": row.phase if row.kind == "agent" else None,  # a conversation has no phases
             "vision": row.vision,
             "branch": row.branch_name,
             "git_branch": row.git_branch,
@@ -361,8 +372,13 @@ class SessionService:
     async def create(self, options: RunOptions) -> AgentSpec:
         """Prepare the workspace and record `session.created`; returns the root agent's spec."""
         lock = self._lock(options.workspace)
-        options.workspace.mkdir(parents=True, exist_ok=True)
-        repo, start_commit = await ensure_repository(options.workspace, allow_dirty=options.allow_dirty)
+        try:
+            repo, start_commit, plan = await ensure_repository(
+                options.workspace, allow_dirty=options.allow_dirty
+            )
+        except BaseException:
+            lock.release()
+            raise
         session_id = new_session_id()
         lock.describe(f"session {session_id[:8]}")
         self._locks[session_id] = lock
@@ -373,6 +389,7 @@ class SessionService:
             start_commit=start_commit,
             user_id=self.actor.user_id,
         )
+        created["workspace_note"] = plan.note
         spec = spec_from_created(session_id, None, created)
         await self.sink.emit(spec.ref, ev.SESSION_CREATED, created)
         return spec

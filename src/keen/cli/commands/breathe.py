@@ -7,8 +7,9 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.panel import Panel
@@ -19,6 +20,7 @@ from keen.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_NOT_COMPLETED,
     EXIT_OK,
+    EXIT_PIPE,
     guarded,
     print_json,
     settings_or_fail,
@@ -26,12 +28,22 @@ from keen.cli.common import (
     stdout_console,
 )
 from keen.errors import InputError
+from keen.runner.options import RunOptions
+
+if TYPE_CHECKING:
+    from keen.agent.spec import AgentResult
+    from keen.runner.sessions import SessionService
 
 VISION_FILE_LIMIT = 1_000_000  # bytes read from a vision file before its length is checked
 
 
+STDIN = Path("-")  # `-f -` reads the vision from standard input
+
+
 def read_vision(vision: str | None, file: Path | None) -> str:
-    """The vision text from `-f FILE` (which wins) or the argument."""
+    """The vision text from `-f FILE` (which wins; `-` is standard input) or the argument."""
+    if file == STDIN:
+        return _decoded(sys.stdin.buffer.read(VISION_FILE_LIMIT + 1), "the vision on standard input")
     if file is not None:
         if not file.is_file():
             raise InputError(f"vision file {file} does not exist")
@@ -40,15 +52,19 @@ def read_vision(vision: str | None, file: Path | None) -> str:
                 data = handle.read(VISION_FILE_LIMIT + 1)
         except OSError as exc:
             raise InputError(f"cannot read vision file {file}: {exc.strerror}") from None
-        if len(data) > VISION_FILE_LIMIT:
-            raise InputError(f"vision file {file} is larger than {VISION_FILE_LIMIT:,} bytes")
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InputError(f"vision file {file} is not UTF-8 text") from None
+        return _decoded(data, f"vision file {file}")
     if vision is None:
         raise InputError('give a vision: keen breathe "what to build" (or -f FILE, or a shorthand word)')
     return vision
+
+
+def _decoded(data: bytes, what: str) -> str:
+    if len(data) > VISION_FILE_LIMIT:
+        raise InputError(f"{what} is larger than {VISION_FILE_LIMIT:,} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{what} is not UTF-8 text") from None
 
 
 def breathe_command(
@@ -94,9 +110,18 @@ def breathe_command(
     return guarded(body)
 
 
+@dataclass
+class Prepared:
+    """A session ready to run: what the view shows about it."""
+
+    root_id: str
+    options: RunOptions
+    fresh: bool  # a new session: its stored events are shown; a resumed one only continues
+
+
 def run_new_session(
     settings: Any,
-    options: Any,
+    options: RunOptions,
     *,
     verbose: bool = False,
     as_json: bool = False,
@@ -105,16 +130,17 @@ def run_new_session(
 ) -> int:
     """Create and run a root session from validated `RunOptions` under the live view."""
 
-    async def start(service: Any) -> Any:
+    async def prepare(service: SessionService) -> Prepared:
         spec = await service.create(options)
-        return await service.run(spec.session_id)
+        return Prepared(spec.session_id, options, fresh=True)
+
+    async def execute(service: SessionService, root_id: str) -> AgentResult:
+        return await service.run(root_id)
 
     return run_with_view(
         settings,
-        start,
-        model=options.model,
-        budget=options.budget,
-        max_iterations=options.max_iterations,
+        prepare,
+        execute,
         verbose=verbose,
         as_json=as_json,
         on_finished=on_finished,
@@ -124,79 +150,78 @@ def run_new_session(
 
 def resume_command(session_id: str, *, as_json: bool) -> int:
     def body() -> int:
-        from keen.runner.options import RunOptions
-        from keen.runner.sessions import SessionService
+        async def prepare(service: SessionService) -> Prepared:
+            root = await service.check_resumable(session_id)
+            return Prepared(root.id, RunOptions.from_json(root.options), fresh=False)
 
-        settings = settings_or_fail()
-
-        async def lookup() -> Any:
-            async with SessionService(settings) as service:
-                root = await service.check_resumable(session_id)
-                return root.id, RunOptions.from_json(root.options)
-
-        root_id, options = asyncio.run(lookup())
-
-        async def resume(service: Any) -> Any:
+        async def execute(service: SessionService, root_id: str) -> AgentResult:
             return await service.resume(root_id)
 
-        return run_with_view(
-            settings,
-            resume,
-            model=options.model,
-            budget=options.budget,
-            max_iterations=options.max_iterations,
-            verbose=False,
-            as_json=as_json,
-            replay_from=root_id,
-        )
+        return run_with_view(settings_or_fail(), prepare, execute, verbose=False, as_json=as_json)
 
     return guarded(body)
 
 
 def run_with_view(
     settings: Any,
-    start: Callable[[Any], Awaitable[Any]],
+    prepare: Callable[[SessionService], Awaitable[Prepared]],
+    execute: Callable[[SessionService, str], Awaitable[AgentResult]],
     *,
-    model: str,
-    budget: Any,
-    max_iterations: int,
     verbose: bool,
     as_json: bool,
-    replay_from: str | None = None,
     on_finished: Callable[[dict[str, Any]], None] | None = None,
     on_signal: Callable[[int], None] | None = None,
 ) -> int:
-    """Run `start(service)` under a live view with Ctrl-C/SIGTERM cancelling it (`on_signal` is
-    told which one); print the report."""
+    """`prepare` the session (its errors come before any output), then `execute` it under a
+    live view with Ctrl-C/SIGTERM cancelling it (`on_signal` is told which one) and print the
+    report. Output that closes (`| head`) cancels the session too, and keen exits quietly."""
     from keen.cli.views import SessionView, report_renderable
     from keen.events import types as ev
     from keen.runner.sessions import SessionService
 
     console = stderr_console() if as_json else stdout_console()
     live = console.is_terminal and not os.environ.get("KEEN_PLAIN")
-    view = SessionView(
-        console, model=model, budget=budget, max_iterations=max_iterations, live=live, verbose=verbose
-    )
     finished: dict[str, Any] = {}
-
-    def capture(item: Any) -> None:
-        view.handle(item)
-        if getattr(item, "type", None) == ev.SESSION_FINISHED and item.parent_session_id is None:
-            finished.update(item.data, session_id=item.session_id)
+    views: list[SessionView] = []
 
     async def main() -> int:
         async with SessionService(settings) as service:
-            if replay_from is not None:  # show the tree so far before continuing it
-                for event in await service.events(replay_from):
-                    view.tree.apply(event)
-            service.watch(capture)
-            task = asyncio.ensure_future(start(service))
+            prepared = await prepare(service)
+            options = prepared.options
+            view = SessionView(
+                console,
+                model=options.model,
+                budget=options.budget,
+                max_iterations=options.max_iterations,
+                live=live,
+                verbose=verbose,
+            )
+            views.append(view)
+
+            def capture(item: Any) -> None:
+                view.handle(item)
+                if getattr(item, "type", None) == ev.SESSION_FINISHED and item.parent_session_id is None:
+                    finished.update(item.data, session_id=item.session_id)
+
+            stored = await service.events(prepared.root_id)
+            service.watch(capture, prepared.root_id)
+            task = asyncio.ensure_future(execute(service, prepared.root_id))
+
+            def output_closed() -> None:  # `| head` has read enough: stop the run like Ctrl-C
+                task.cancel()
+
+            console.on_closed = output_closed
             _cancel_on_signals(task, on_signal)
             with view:
+                for event in stored:  # a new session's first events; the tree so far of a resumed one
+                    if prepared.fresh:
+                        view.handle(event)
+                    else:
+                        view.tree.apply(event)
                 try:
                     await task
                 except asyncio.CancelledError:
-                    return EXIT_INTERRUPTED
+                    return EXIT_PIPE if console.closed else EXIT_INTERRUPTED
             return EXIT_OK if finished.get("status") == "completed" else EXIT_NOT_COMPLETED
 
     code = asyncio.run(main())
@@ -204,8 +229,8 @@ def run_with_view(
         on_finished(finished)
     if as_json:
         print_json(finished)
-    elif finished:
-        console.print(report_renderable(finished, finished["session_id"], view.tree))
+    elif finished and not console.closed:
+        console.print(report_renderable(finished, finished["session_id"], views[0].tree))
     return code
 
 
@@ -226,18 +251,27 @@ def _cancel_on_signals(task: asyncio.Future[Any], on_signal: Callable[[int], Non
         loop.add_signal_handler(sig, handler, sig)
 
 
-def _dry_run(options: Any, as_json: bool) -> int:
+def _dry_run(options: RunOptions, as_json: bool) -> int:
+    from keen.gitrepo import plan_workspace
     from keen.runner.sessions import dry_run_plan
 
     plan = dry_run_plan(options)
+    workspace = asyncio.run(plan_workspace(options.workspace, allow_dirty=options.allow_dirty))
+    plan["workspace_action"] = workspace.action
+    plan["warnings"] = [f"the real run would refuse: {workspace.refusal}"] if workspace.refusal else []
+    if workspace.note:
+        plan["warnings"].append(workspace.note)
     if as_json:
         print_json(plan)
         return EXIT_OK
+    for warning in plan["warnings"]:
+        stderr_console().print(f"[bold yellow]warning:[/] {warning}", soft_wrap=True)
     console: Console = stdout_console()
     table = Table.grid(padding=(0, 2))
     for key in (
         "model",
         "workspace",
+        "workspace_action",
         "max_iterations",
         "budget_usd",
         "phase",
@@ -248,8 +282,11 @@ def _dry_run(options: Any, as_json: bool) -> int:
     ):
         table.add_row(key, str(plan[key]))
     table.add_row("tools", ", ".join(plan["tools"]))
-    console.print(Panel(table, title="keen breathe --dry-run: the plan (no model is called)"))
-    console.print(Panel(Syntax(plan["system_prompt"], "markdown", word_wrap=True), title="system prompt"))
-    console.print(Panel(plan["first_message"], title="first message"))
+    title = "keen breathe --dry-run: the plan (no model is called)"
+    console.print(Panel(table, title=title, expand=False))
+    console.print(
+        Panel(Syntax(plan["system_prompt"], "markdown", word_wrap=True), title="system prompt", expand=False)
+    )
+    console.print(Panel(plan["first_message"], title="first message", expand=False))
     sys.stdout.flush()
     return EXIT_OK

@@ -70,7 +70,7 @@ def evolve_command(
         progress.print(Text(f"validation: {report.overall}, score {report.score}/100", style="dim"))
         vision = evolution_vision(report, workspace=workspace, focus=focus_text)
         if options is None:
-            return _write_dry_run(vision, workspace, report, as_json)
+            return _write_dry_run(vision, workspace, report, as_json, _run_options(model, budget))
         return _run(settings, dataclasses.replace(options, vision=vision), verbose, as_json)
 
     return guarded(body)
@@ -183,7 +183,15 @@ def _one_line(text: str) -> str:
     return clip(flat, MESSAGE_CHARS)
 
 
-def _write_dry_run(vision: str, workspace: Path, report: ValidationReport, as_json: bool) -> int:
+def _run_options(model: str | None, budget: str) -> list[str]:
+    """The `keen breathe` arguments that run the vision as `keen evolve` would."""
+    chosen = ["--max-iterations", str(EVOLVE_ITERATIONS), "--budget", budget]
+    return chosen + (["--model", model] if model else [])
+
+
+def _write_dry_run(
+    vision: str, workspace: Path, report: ValidationReport, as_json: bool, run_options: list[str]
+) -> int:
     from keen.cli.visionfile import breathe_command_line
     from keen.errors import InputError
 
@@ -192,6 +200,8 @@ def _write_dry_run(vision: str, workspace: Path, report: ValidationReport, as_js
         path.write_text(vision + "\n", encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    # The file is an uncommitted change of the workspace, hence --allow-dirty.
+    command = breathe_command_line(path, workspace, allow_dirty=True, options=run_options)
     if as_json:
         print_json(
             {
@@ -199,13 +209,12 @@ def _write_dry_run(vision: str, workspace: Path, report: ValidationReport, as_js
                 "path": str(path),
                 "vision": vision,
                 "validation": {"overall": report.overall, "score": report.score},
+                "run_command": command,
             }
         )
         return EXIT_OK
     console = stdout_console()
     console.print(f"Evolution vision written: {path} (no model was called)", soft_wrap=True)
-    # The file is an uncommitted change of the workspace, hence --allow-dirty.
-    command = breathe_command_line(path, workspace, allow_dirty=True)
     console.print(Text(f"Run it with: {command}", style="dim"), soft_wrap=True)
     return EXIT_OK
 

@@ -7,12 +7,18 @@ from typing import Any
 from rich.table import Table
 
 from keen import __version__
-from keen.cli.common import EXIT_OK, guarded, print_json, settings_or_fail, stdout_console
+from keen.cli.common import EXIT_BAD_INPUT, EXIT_OK, fail, guarded, load_settings, print_json, stdout_console
 
 
 def status_command(*, as_json: bool, verbose: bool) -> int:
+    """The status, and every configuration problem a run would meet (then the exit code is 2)."""
+
     def body() -> int:
-        settings = settings_or_fail()
+        from keen.runner.preflight import configuration_problems, masked_url
+
+        settings = load_settings()
+        problems = configuration_problems(settings, settings.keen_model)
+        url = settings.keen_database_url
         data: dict[str, Any] = {
             "version": __version__,
             "mode": "local",
@@ -22,14 +28,18 @@ def status_command(*, as_json: bool, verbose: bool) -> int:
             "credits": None,
             "model": settings.keen_model,
             "home": str(settings.keen_home),
-            "database": "sqlite" if settings.keen_database_url is None else "configured",
+            "database": f"sqlite {settings.keen_home / 'keen.db'}"
+            if url is None
+            else masked_url(url.get_secret_value()),
             "sandbox": _sandbox(settings),
+            "problems": problems,
         }
         if verbose:
             data["config"] = settings.masked()
+        code = EXIT_BAD_INPUT if problems else EXIT_OK
         if as_json:
             print_json(data)
-            return EXIT_OK
+            return code
         table = Table.grid(padding=(0, 2))
         table.add_row("mode", "local (no server login; costs are measured, no credits are charged)")
         for key in ("model", "home", "database", "sandbox", "version"):
@@ -39,7 +49,9 @@ def status_command(*, as_json: bool, verbose: bool) -> int:
             for key, value in data["config"].items():
                 table.add_row(key, "-" if value is None else value)
         stdout_console().print(table)
-        return EXIT_OK
+        for problem in problems:
+            fail(problem)
+        return code
 
     return guarded(body)
 

@@ -24,6 +24,8 @@ def _service() -> Any:
 
 
 def list_command(*, limit: int, status: str | None, as_json: bool) -> int:
+    from keen.cli.views import STATUS_STYLE
+
     async def load() -> list[dict[str, Any]]:
         async with _service() as service:
             return [service.summary(r) for r in await service.recent(limit=limit, status=status)]
@@ -39,8 +41,8 @@ def list_command(*, limit: int, status: str | None, as_json: bool) -> int:
         for r in rows:
             table.add_row(
                 r["short_id"],
-                r["status"],
-                r["phase"],
+                Text(r["status"], style=STATUS_STYLE.get(r["status"], "")),
+                r["phase"] or "-",
                 str(r["totals"]["iterations"]),
                 f"${Decimal(r['totals']['cost_usd']):.4f}",
                 r["created_at"][:16].replace("T", " "),
@@ -56,15 +58,16 @@ def show_command(session_id: str, *, tree: bool, events: bool, as_json: bool) ->
     from keen.cli.views import event_line, report_renderable, tree_renderable
     from keen.events import types as ev
     from keen.events.projections import TreeProjection
+    from keen.runner.sessions import INTERRUPTED
 
-    async def load() -> tuple[Any, dict[str, Any], list[Any]]:
+    async def load() -> tuple[Any, dict[str, Any], list[Any], TreeProjection]:
         async with _service() as service:
             row = await service.get(session_id)
-            return row, service.summary(row), await service.events(row.root_id)
+            log = await service.events(row.root_id)
+            return row, service.summary(row), log, await service.tree(row.root_id, log)
 
     def body() -> int:
-        row, summary, log = asyncio.run(load())
-        projection = TreeProjection.from_events(log)
+        row, summary, log, projection = asyncio.run(load())
         own = [e for e in log if e.session_id == row.id or row.parent_id is None]
         if as_json:
             print_json({**summary, "events": [e.to_dict() for e in own], "tree": projection.to_dict()})
@@ -74,12 +77,16 @@ def show_command(session_id: str, *, tree: bool, events: bool, as_json: bool) ->
             (e for e in reversed(own) if e.type == ev.SESSION_FINISHED and e.session_id == row.id), None
         )
         if finished is not None:
-            console.print(report_renderable(finished.data, row.id, projection if tree else None))
+            console.print(report_renderable(finished.data, row.id))
         else:
+            phase = f" in phase {summary['phase']}" if summary["phase"] else ""
             console.print(
-                f"session {row.short_id}: {summary['status']} in phase {row.phase}, {row.iterations} iterations"
+                f"session {row.short_id}: {summary['status']}{phase}, {row.iterations} iterations",
+                soft_wrap=True,
             )
-            console.print(Text(f"vision: {' '.join(row.vision.split())[:300]}"))
+            console.print(Text(f"vision: {' '.join(row.vision.split())[:300]}"), soft_wrap=True)
+            if summary["status"] == INTERRUPTED:
+                console.print(f"its process is gone; continue it with: keen sessions resume {row.short_id}")
         if tree:
             console.print(tree_renderable(projection))
         if events:
@@ -142,7 +149,12 @@ def replay_command(session_id: str, *, speed: float) -> int:
         max_iterations = int(root.options.get("max_iterations") or root.iterations)
         console = stdout_console()
         view = SessionView(
-            console, model=root.model, budget=budget, max_iterations=max_iterations, live=console.is_terminal
+            console,
+            model=root.model,
+            budget=budget,
+            max_iterations=max_iterations,
+            live=console.is_terminal,
+            title=f"keen replay of session {root.short_id}",
         )
         finished = None
         with view:

@@ -7,10 +7,11 @@ import json
 import sys
 from pathlib import Path
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from keen.cli.common import guarded, settings_or_fail, stdout_console
 from keen.errors import InputError
 from keen.validation import ValidationReport, validate_project
 
@@ -20,22 +21,23 @@ TOP_FINDINGS = 5
 
 def validate_command(directory: Path, categories: list[str] | None, fix: bool, as_json: bool) -> int:
     """Run the engine and print the report; the exit code is 0 (pass/warning), 1 (fail), 2 (bad input)."""
-    if not directory.is_dir():
-        problem = "is not a directory" if directory.exists() else "does not exist"
-        _error(f"{directory} {problem}")
-        return 2
-    # `--categories syntax,tests` and repeated options both work.
-    selected = [name.strip() for entry in categories or [] for name in entry.split(",") if name.strip()]
-    try:
+
+    def body() -> int:
+        settings_or_fail()  # a broken configuration is reported by every command alike
+        if not directory.is_dir():
+            problem = "is not a directory" if directory.exists() else "does not exist"
+            raise InputError(f"{directory} {problem}")
+        # `--categories syntax,tests` and repeated options both work.
+        selected = [name.strip() for entry in categories or [] for name in entry.split(",") if name.strip()]
         report = asyncio.run(validate_project(directory, categories=selected or None, fix=fix))
-    except InputError as exc:
-        _error(exc.message)
-        return 2
-    if as_json:
-        sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False) + "\n")
-    else:
-        Console().print(render_report(report, directory))
-    return 1 if report.overall == "fail" else 0
+        if as_json:
+            sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        else:
+            stdout_console().print(render_report(report, directory))
+        return 1 if report.overall == "fail" else 0
+
+    return guarded(body)
 
 
 def render_report(report: ValidationReport, directory: Path) -> RenderableType:
@@ -77,10 +79,6 @@ def render_report(report: ValidationReport, directory: Path) -> RenderableType:
     verdict.append(f"  {report.duration_ms / 1000:.1f} s", style="dim")
     parts.append(verdict)
     return Group(*parts)
-
-
-def _error(message: str) -> None:
-    Console(stderr=True).print(f"error: {message}", style="red", markup=False, soft_wrap=True)
 
 
 def _severity_style(severity: str) -> str:
