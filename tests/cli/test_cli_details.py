@@ -18,9 +18,11 @@ from helpers import (
     event_count,
     git,
     run_keen,
+    sleeping,
     start_keen,
     summon,
     turn,
+    unique_sleep,
     wait_for,
     write_script,
 )
@@ -130,15 +132,15 @@ def test_show_tree_draws_the_tree_once(tmp_path: Path) -> None:
 
 
 def test_a_session_whose_process_is_gone_shows_as_interrupted(tmp_path: Path, keen_home: Path) -> None:
-    marker = tmp_path / "reached"
+    token = unique_sleep()
     script = write_script(
         tmp_path / "s.json",
-        [turn(call("run_command", command=f"touch {marker}; sleep 60"))],
+        [turn(call("run_command", command=f"sleep {token}", timeout_seconds=600))],
     )
     proc = start_keen(
         ["breathe", "a session that is killed", "--model", f"scripted:{script}", "--dir", "w"], tmp_path
     )
-    wait_for(marker.exists)
+    wait_for(lambda: sleeping(token) != [])
     proc.kill()
     proc.wait(timeout=10)
     short_id = sqlite3.connect(keen_home / "keen.db").execute("select short_id from sessions").fetchone()[0]

@@ -22,7 +22,7 @@ from keen.events import types as ev
 from keen.events.bus import WAITING
 from keen.events.sink import EventSink, TransactionalWrite
 from keen.events.types import Event, SessionRef
-from keen.llm.base import Delta, Model, Request, Turn, parts_to_json
+from keen.llm.base import Delta, Model, Request, Turn, reply_record
 from keen.llm.factory import Endpoint, endpoint_of
 from keen.llm.retry import MAX_ATTEMPTS, complete_with_retries
 
@@ -77,14 +77,13 @@ class Caller:
                 "iteration": iteration,
                 "text": turn.text,
                 "thinking": turn.thinking,
-                "tool_calls": [c.model_dump() for c in turn.tool_calls],
                 "stop_reason": turn.stop_reason,
                 "usage": turn.usage.model_dump(),
                 "cost_usd": turn.cost_usd,
                 "priced": turn.priced,
                 "duration_ms": int((time.perf_counter() - started) * 1000),
                 "model": turn.model,
-                "parts": parts_to_json(turn.parts),
+                **reply_record(turn.parts),
                 "model_state": self.model.state(),
                 "retries": retries,
                 **(extra or {}),
