@@ -14,6 +14,7 @@ from keen.tools.context import ToolContext
 from keen.tools.registry import ToolRegistry
 from keen.tools.validate import MAX_FINDINGS_PER_CATEGORY, TOOLS
 from keen.tools.workspace import Workspace
+from validation.fixture_projects import copy_project
 
 ProjectFactory = Callable[..., Path]
 
@@ -110,6 +111,19 @@ def test_validate_command_fails_with_exit_1_and_renders(
     assert code == 1
     assert "syntax" in out and "fail" in out
     assert "calc/broken.py:1" in out
+
+
+def test_validate_command_renders_tests_that_could_not_run_without_failing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = copy_project("js_mocha", tmp_path / "slug")  # its node_modules were never installed
+
+    code = validate_command(root, ["tests"], fix=False, as_json=False)
+
+    out = capsys.readouterr().out
+    assert code == 0  # overall warning: nothing failed, nothing was proven
+    assert "error" in out and "could not run: mocha is not installed" in out
+    assert "overall: warning" in out
 
 
 def test_validate_command_bad_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -297,6 +297,46 @@ async def test_a_broken_pytest_configuration_could_not_run(
     assert "unrecognized arguments: --cov=shapes" in blocked["first_error"]
 
 
+async def test_a_unittest_suite_runs_with_unittest_where_there_is_no_pytest(tmp_path: Path) -> None:
+    root = copy_project("py_unittest", tmp_path / "temps")
+    venv = make_venv(root / ".venv")  # the project's environment: the standard library only
+
+    report = await validate_project(root, categories=["tests"])
+
+    tests = report.categories["tests"]
+    assert tests.status == "pass", tests.summary
+    assert counts(tests) == (4, 0, 0, 1)  # unittest: "Ran 5 tests", "OK (skipped=1)"
+    assert tests.details["runners"] == ["unittest"]
+    env = tests.details["environments"]["unittest"]
+    assert (env["kind"], env["python"]) == (".venv", str(venv / "bin" / "python"))
+
+    (root / "test_more.py").write_text(
+        "import unittest\n\n\nclass More(unittest.TestCase):\n    def test_wrong(self):\n"
+        "        self.assertEqual(1 + 1, 3)\n"
+    )
+    report = await validate_project(root, categories=["tests"])
+
+    tests = report.categories["tests"]
+    assert tests.status == "fail"
+    assert counts(tests) == (4, 1, 0, 1)  # unittest: "FAILED (failures=1, skipped=1)"
+    [failure] = tests.details["failures"]
+    assert (failure["name"], failure["file"], failure["line"]) == (
+        "test_more.More.test_wrong",
+        "test_more.py",
+        6,
+    )
+    assert failure["message"] == "AssertionError: 2 != 3"
+
+    (root / "test_more.py").write_text("import left_pad_nope\n")
+    report = await validate_project(root, categories=["tests"])
+
+    tests = report.categories["tests"]
+    assert tests.status == "error"
+    [blocked] = tests.details["could_not_run"]
+    assert blocked["first_error"] == "ModuleNotFoundError: No module named 'left_pad_nope'"
+    assert blocked["setup"] == [".venv/bin/python -m pip install left_pad_nope"]
+
+
 # --- JavaScript --------------------------------------------------------------------------------
 
 

@@ -182,11 +182,31 @@ MOCHA = {
 def test_mocha_json_counts_hooks_as_mocha_does() -> None:
     counts = parse_mocha_json(MOCHA)
 
+    assert counts is not None
     assert (counts.passed, counts.failed, counts.errored, counts.skipped) == (1, 2, 0, 2)
     assert [(f.name, f.line) for f in counts.failures] == [
         ("m bad", 4),
         ('m "before all" hook for "never"', None),
     ]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"stats": []},
+        {"stats": {"passes": "many"}},
+        {"stats": {}, "failures": [3]},
+        {"stats": {}, "failures": 7},
+    ],
+)
+def test_a_mocha_report_of_the_wrong_shape_is_no_report(data: dict[str, object]) -> None:
+    assert parse_mocha_json(data) is None
+
+
+def test_a_jest_report_of_the_wrong_shape_is_no_report(tmp_path: Path) -> None:
+    report = tmp_path / "jest.json"
+    report.write_text('{"numPassedTests": "lots", "testResults": 5}')
+    assert parse_jest_json(report) is None
 
 
 def test_mocha_json_is_found_in_stdout_among_other_output() -> None:

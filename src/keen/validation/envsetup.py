@@ -7,6 +7,7 @@ test extras or dependency groups, its requirements files, its Node package manag
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,14 @@ _MANAGER_SETUP = {
 }
 
 
-def python_setup(root: Path, used: PythonEnv | None) -> list[str]:
-    """Commands that give the project an environment its tests can run in."""
+def python_setup(
+    root: Path, used: PythonEnv | None, *, pytest: bool = True, missing: Sequence[str] = ()
+) -> list[str]:
+    """Commands that give the project an environment its tests can run in.
+
+    `pytest`: the suite needs pytest; `missing`: packages its tests could not import, installed
+    by name when the project declares no dependencies of its own.
+    """
     manager = manager_of(root)
     if manager is not None and (used is None or used.kind == manager):
         return [_MANAGER_SETUP[manager]]
@@ -48,7 +55,7 @@ def python_setup(root: Path, used: PythonEnv | None) -> list[str]:
     else:
         shown = venv.relative_to(root) if venv.is_relative_to(root) else venv
         pip = f"{shlex.quote(str(shown))}/bin/python -m pip install"
-    steps.append(f"{pip} {_install_args(root)}")
+    steps.append(f"{pip} {_install_args(root, pytest, missing)}")
     if manager is not None:
         steps.append(f"(or, with {manager} installed: {_MANAGER_SETUP[manager]})")
     if venv is None and not _ignored_venv(root):
@@ -67,7 +74,7 @@ def node_setup(root: Path) -> list[str]:
     return ["npm install"]
 
 
-def _install_args(root: Path) -> str:
+def _install_args(root: Path, pytest: bool, missing: Sequence[str]) -> str:
     """pip arguments that install the project with its test dependencies."""
     pyproject = read_pyproject(root)
     project = table(pyproject, "project")
@@ -84,8 +91,10 @@ def _install_args(root: Path) -> str:
     if requirements is not None:
         args.append(f"-r {requirements}")
         brings_tests = brings_tests or requirements != "requirements.txt"
-    if not brings_tests:
+    if not brings_tests and pytest:
         args.append("pytest")
+    if not installable and requirements is None:
+        args += [shlex.quote(name) for name in missing if name not in args]
     return " ".join(args)
 
 

@@ -1,4 +1,5 @@
-"""pytest, run in the project's own Python environment (`keen.validation.pyenv`).
+"""pytest, run in the project's own Python environment (`keen.validation.pyenv`); unittest
+(`keen.validation.unittest_runner`) for suites that need no pytest where there is none.
 
 pytest starts through a small bootstrap in the environment's interpreter: it records where it
 runs (interpreter, Python and pytest versions), and starts pytest exactly as `python -m pytest`
@@ -24,6 +25,7 @@ from keen.validation.external import ToolUnavailable, run_tool, tail
 from keen.validation.pyenv import PythonEnv, python_envs
 from keen.validation.suite import SuiteRun, missing_dependencies, missing_summary
 from keen.validation.testreports import CaseCounts, exception_line, parse_junit, read_json
+from keen.validation.unittest_runner import run_unittest, unittest_only
 
 NO_PYTEST = 97  # the bootstrap's exit code when the environment has no pytest
 EXIT_INTERNAL_ERROR, EXIT_USAGE_ERROR, EXIT_NO_TESTS = 3, 4, 5
@@ -59,15 +61,24 @@ def python_test_files(ctx: CheckContext) -> list[str]:
 
 
 async def run_pytest(ctx: CheckContext) -> SuiteRun | None:
-    """The project's pytest suite in the first of its environments that can run it."""
-    if not python_test_files(ctx):
+    """The project's Python suite in the first of its environments that can run it.
+
+    With no pytest in any of them, a suite written for unittest alone runs with unittest in the
+    project's environment; one that needs pytest could not run.
+    """
+    test_files = python_test_files(ctx)
+    if not test_files:
         return None
+    candidates = python_envs(ctx.root, ctx.env)
     run = None
-    for env in python_envs(ctx.root, ctx.env):  # the last one is never a guess
+    for env in candidates:  # the last one is never a guess
         run = await _run_in(ctx, env)
         # A guessed interpreter (the python3 on PATH) without pytest is not the project's.
         if not (env.guess and run.could_not_run and "pytest" not in run.environment):
             break
+    no_pytest = run is not None and run.could_not_run is not None and "pytest" not in run.environment
+    if no_pytest and unittest_only(ctx, test_files):
+        return await run_unittest(ctx, candidates[0]) or run
     return run
 
 
@@ -116,7 +127,7 @@ def _judge(
         run.has_tests, run.ok = False, True
         return run
     if missing := missing_dependencies(counts or CaseCounts()):
-        run.setup = python_setup(ctx.root, env)
+        run.setup = python_setup(ctx.root, env, missing=[f.missing for f in missing if f.missing])
         return run.blocked(missing_summary("pytest", missing, env.description), missing[0].message)
     ran = counts is not None and counts.total > 0
     if result.exit_code in (EXIT_INTERNAL_ERROR, EXIT_USAGE_ERROR) and not ran:

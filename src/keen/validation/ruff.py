@@ -9,6 +9,7 @@ cache folder (`tool_cache`), so validation is as fast as a developer's cached ru
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import Counter
@@ -106,11 +107,7 @@ async def apply_safe_fixes(
 
 
 def _diagnostic(root: Path, item: dict) -> RuffDiagnostic:
-    filename = Path(item.get("filename") or "")
-    try:
-        rel = filename.resolve().relative_to(root).as_posix()
-    except ValueError:
-        rel = str(filename)
+    rel = _relative(root, str(item.get("filename") or ""))
     location = item.get("location") or {}
     fix = item.get("fix") or {}
     return RuffDiagnostic(
@@ -121,6 +118,17 @@ def _diagnostic(root: Path, item: dict) -> RuffDiagnostic:
         column=int(location.get("column") or 0),
         safe_fix=fix.get("applicability") == "safe",
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _relative(root: Path, filename: str) -> str:
+    """`filename` relative to the project; ruff prints absolute paths, one per diagnostic, and a
+    suite's asserts alone can be hundreds of diagnostics in a few files."""
+    path = Path(filename)
+    for candidate in (path, path.resolve()):
+        if candidate.is_relative_to(root):
+            return candidate.relative_to(root).as_posix()
+    return filename
 
 
 def _digest(path: Path) -> str:

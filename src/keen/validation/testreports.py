@@ -8,12 +8,16 @@ loaded), skipped (skipped, pending and todo).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 from keen.text import clip
 
@@ -116,6 +120,21 @@ def _junit_failure(case: ET.Element, element: ET.Element, kind: str) -> FailedCa
     )
 
 
+def _tolerant(parse: Callable[[T], CaseCounts | None]) -> Callable[[T], CaseCounts | None]:
+    """A report of the wrong shape (written by a project's own code, or a runner's bug) is no
+    report: the run is then judged by its exit code, never a crash."""
+
+    @functools.wraps(parse)
+    def read(source: T) -> CaseCounts | None:
+        try:
+            return parse(source)
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return None
+
+    return read
+
+
+@_tolerant
 def parse_jest_json(path: Path) -> CaseCounts | None:
     """Counts from the JSON report of jest (`--json --outputFile`) or vitest (`--reporter=json`)."""
     data = read_json(path)
@@ -158,13 +177,16 @@ def parse_jest_json(path: Path) -> CaseCounts | None:
     return counts
 
 
-def parse_mocha_json(data: dict[str, Any]) -> CaseCounts:
+@_tolerant
+def parse_mocha_json(data: dict[str, Any]) -> CaseCounts | None:
     """Counts from mocha's JSON reporter: `stats` as mocha prints them, then each failure.
 
     A failing hook is one failure in mocha's own count, and the tests it kept from running are
     not counted at all; so it is here.
     """
-    stats = data.get("stats") or {}
+    stats = data.get("stats")
+    if not isinstance(stats, dict):
+        return None
     counts = CaseCounts(
         passed=int(stats.get("passes", 0)),
         failed=int(stats.get("failures", 0)),

@@ -78,6 +78,8 @@ async def check(ctx: CheckContext) -> CategoryResult:
     not_checked: list[str] = []
     checks: list[str] = []
 
+    # The secrets scan reads every file in a thread while ruff runs: neither waits for the other.
+    scan = asyncio.ensure_future(asyncio.to_thread(_scan_secrets, ctx.root, project.checked))
     if project.python:
         try:
             diagnostics = await ruff_check(
@@ -85,11 +87,14 @@ async def check(ctx: CheckContext) -> CategoryResult:
             )
         except (ToolUnavailable, ToolFailed) as exc:
             not_checked.append(f"{exc}: bandit rules not checked")
+        except BaseException:
+            scan.cancel()
+            raise
         else:
             checks.append("ruff S")
             findings += [f for d in diagnostics if not d.is_syntax_error and (f := _ruff_finding(d))]
 
-    secrets = await asyncio.to_thread(_scan_secrets, ctx.root, project.checked)
+    secrets = await scan
     checks.append("secrets")
     secret_lines = {(f.file, f.line) for f in secrets}
     # ruff's "possible hard-coded password" on a line the secret scan already flagged is one finding.
