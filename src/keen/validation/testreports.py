@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-T = TypeVar("T")
-
 from keen.text import clip
+
+T = TypeVar("T")
 
 MESSAGE_LIMIT = 800
 # pytest's failure text ends with "path/to/test_x.py:12: AssertionError".

@@ -67,7 +67,9 @@ async def run_unittest(ctx: CheckContext, env: PythonEnv) -> SuiteRun | None:
         report = Path(tmp) / "report.json"
         argv = [*env.command, "-c", BOOTSTRAP, str(report)]
         process_env = {**env.env, "PYTHONDONTWRITEBYTECODE": "1"}
-        result = await run_tool(argv, cwd=ctx.root, timeout=ctx.timeouts.tests, env=process_env)
+        result = await run_tool(
+            argv, cwd=ctx.root, timeout=ctx.timeouts.tests, env=process_env, writable=[Path(tmp)]
+        )
         data = read_json(report)
     run = SuiteRun("unittest", duration_ms=result.duration_ms, ok=result.ok)
     run.environment = {**env.to_dict(), **{k: data[k] for k in ("python", "version") if data and k in data}}
