@@ -36,6 +36,14 @@ def counts(tests: CategoryResult) -> tuple[int, int, int, int]:
     return d["passed"], d["failed"], d["errored"], d["skipped"]
 
 
+@pytest.fixture(autouse=True)
+def no_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests put stand-in interpreters and tools in the test's temp dir, which keen's
+    sandbox hides (it gives commands a private /tmp); the sandbox itself is tested in
+    tests/security."""
+    monkeypatch.setenv("KEEN_SANDBOX", "none")
+
+
 def plugin_log(monkeypatch: pytest.MonkeyPatch, root: Path) -> Path:
     """Where the project's pytest run will record the plugins it loaded."""
     (root / "conftest.py").write_text(PLUGIN_LOG_CONFTEST)
