@@ -41,8 +41,10 @@ GIT_IDENTITY = {
     "GIT_COMMITTER_NAME": KEEN_NAME,
     "GIT_COMMITTER_EMAIL": KEEN_EMAIL,
 }
+
+# keen is the committer; the author is the user whenever git knows who they are (`GitRepo.run`
+# checks before each subcommand that can make a commit), keen only when it does not.
 _AUTHOR_VARIABLES = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL")
-# Subcommands that can make a commit, and so need an author.
 _COMMITTING = frozenset({"commit", "merge", "stash", "cherry-pick", "revert", "rebase", "am", "pull", "tag"})
 
 
@@ -136,7 +138,7 @@ class GitRepo:
     async def _with_author(self, env: Mapping[str, str]) -> Mapping[str, str]:
         """`env` with keen's fallback author dropped when git knows the user here (their
         configuration, includes and `EMAIL` as git itself reads them)."""
-        if tuple(env.get(k) for k in _AUTHOR_VARIABLES) != (KEEN_NAME, KEEN_EMAIL):
+        if any(env.get(k) != _IDENTITY[k] for k in _AUTHOR_VARIABLES):
             return env  # the caller chose an author
         own = {k: v for k, v in env.items() if k not in _AUTHOR_VARIABLES}
         probe = await run_process(["git", "var", "GIT_AUTHOR_IDENT"], cwd=self.path, timeout=30, env=own)

@@ -7,8 +7,10 @@ import io
 import json
 import shlex
 import sqlite3
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -33,6 +35,11 @@ from keen.events.types import Event
 
 def _event(seq: int, type_: str, data: dict[str, object]) -> Event:
     return Event(seq, "s1", "s1", None, type_, datetime.now(UTC), data)
+
+
+def _breathe(cwd: Path, script: Path, *args: str, **run: Any) -> subprocess.CompletedProcess[str]:
+    """`keen breathe ARGS` with the scripted model."""
+    return run_keen("breathe", *args, "--model", f"scripted:{script}", cwd=cwd, **run)
 
 
 def test_verbose_shows_the_agents_text_in_the_terminal_live_view() -> None:
@@ -80,18 +87,7 @@ def test_an_unknown_status_filter_is_an_error_listing_the_statuses(tmp_path: Pat
 def test_f_dash_reads_the_vision_from_stdin(tmp_path: Path) -> None:
     script = write_script(tmp_path / "s.json", [complete()])
     vision = "a vision that arrives on standard input"
-    result = run_keen(
-        "breathe",
-        "-f",
-        "-",
-        "--model",
-        f"scripted:{script}",
-        "--dir",
-        "w",
-        "--json",
-        cwd=tmp_path,
-        input=vision,
-    )
+    result = _breathe(tmp_path, script, "-f", "-", "--dir", "w", "--json", input=vision)
     assert result.returncode == 0, result.stderr
     shown = json.loads(
         run_keen("sessions", "show", json.loads(result.stdout)["session_id"], "--json", cwd=tmp_path).stdout
@@ -102,7 +98,7 @@ def test_f_dash_reads_the_vision_from_stdin(tmp_path: Path) -> None:
 def test_nothing_is_printed_before_a_refusal(repo: Path, tmp_path: Path) -> None:
     (repo / "wip.txt").write_text("mine\n")
     script = write_script(tmp_path / "s.json", [complete()])
-    refused = run_keen("breathe", "finish the work in progress", "--model", f"scripted:{script}", cwd=repo)
+    refused = _breathe(repo, script, "finish the work in progress")
     assert refused.returncode == 2 and "uncommitted change" in refused.stderr
     assert refused.stdout == ""  # no banner, no empty live panel
 
@@ -112,18 +108,7 @@ def test_show_tree_draws_the_tree_once(tmp_path: Path) -> None:
         tmp_path / "s.json",
         {"main": [turn(summon("write the notes", "general")), complete()], "summon-A": [complete("noted")]},
     )
-    result = run_keen(
-        "breathe",
-        "a root with one child",
-        "--model",
-        f"scripted:{script}",
-        "--dir",
-        "w",
-        "--gates",
-        "off",
-        "--json",
-        cwd=tmp_path,
-    )
+    result = _breathe(tmp_path, script, "a root with one child", "--dir", "w", "--gates", "off", "--json")
     assert result.returncode == 0, result.stderr
     shown = run_keen("sessions", "show", json.loads(result.stdout)["session_id"], "--tree", cwd=tmp_path)
     assert shown.returncode == 0
@@ -164,16 +149,7 @@ def test_a_session_whose_process_is_gone_shows_as_interrupted(tmp_path: Path, ke
 
 def test_replay_is_titled_as_a_replay(tmp_path: Path) -> None:
     script = write_script(tmp_path / "s.json", [complete("replayed")])
-    result = run_keen(
-        "breathe",
-        "a session to replay",
-        "--model",
-        f"scripted:{script}",
-        "--dir",
-        "w",
-        "--json",
-        cwd=tmp_path,
-    )
+    result = _breathe(tmp_path, script, "a session to replay", "--dir", "w", "--json")
     session_id = json.loads(result.stdout)["session_id"]
     replay = run_keen("sessions", "replay", session_id, cwd=tmp_path)
     assert replay.returncode == 0

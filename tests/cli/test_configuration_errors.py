@@ -140,13 +140,6 @@ def test_status_reports_the_problems_a_run_would_meet(tmp_path: Path) -> None:
     assert fine.returncode == 0 and fine.stderr == ""
 
 
-def test_a_setting_that_does_not_parse_is_named_by_its_variable(tmp_path: Path) -> None:
-    result = run_keen("sessions", "list", cwd=tmp_path, env={"KEEN_RETRY_BASE_DELAY": "soon"})
-    assert result.returncode == 2
-    assert result.stderr.startswith("error: invalid configuration: KEEN_RETRY_BASE_DELAY:")
-    assert "pydantic" not in result.stderr
-
-
 def test_the_database_error_names_no_password_even_from_a_bad_url(tmp_path: Path, keen_home: Path) -> None:
     result = run_keen(
         "sessions", "list", cwd=tmp_path, env={"KEEN_DATABASE_URL": f"mysql://keen:{PASSWORD}@localhost/db"}

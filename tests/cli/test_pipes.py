@@ -86,3 +86,18 @@ def test_piped_output_is_not_wrapped_at_80_columns(tmp_path: Path, keen_home: Pa
     assert any(summary.strip() in line for line in out.splitlines())  # the report's summary on one line
     listed = _keen_into_a_pipe(["sessions", "list"], tmp_path).communicate(timeout=60)[0]
     assert any(vision[:60] in line and "completed" in line for line in listed.splitlines())
+
+
+def test_a_reader_gone_before_the_first_line_still_ends_the_session(tmp_path: Path, keen_home: Path) -> None:
+    """`keen breathe … | true`: the output is closed before the run starts; the run is started
+    and cancelled at once, not left `created` for ever."""
+    script = write_script(tmp_path / "s.json", [turn(call("get_project_tree"), delay_ms=200), complete()])
+    proc = _keen_into_a_pipe(
+        ["breathe", "a session nobody reads", "--model", f"scripted:{script}", "--dir", "w"], tmp_path
+    )
+    _read_lines_then_close(proc, 0)
+    err = _finish(proc)
+    assert proc.returncode == EXIT_PIPE, err
+    assert err == ""
+    db = sqlite3.connect(keen_home / "keen.db")
+    assert db.execute("select status from sessions").fetchall() == [("cancelled",)]

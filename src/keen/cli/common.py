@@ -109,25 +109,14 @@ def load_settings() -> Any:
     """Settings from the environment; a value that does not parse is a configuration error."""
     from pydantic import ValidationError
 
-    from keen.config import Settings, get_settings
+    from keen.config import get_settings
     from keen.errors import ConfigError
 
     try:
         return get_settings()
     except ValidationError as exc:
-        fields = Settings.model_fields
-        problems = "; ".join(
-            f"{_setting_name(fields, e['loc'])}: {e['msg']}"
-            for e in exc.errors(include_url=False, include_input=False)
-        )
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid configuration: {problems}") from None
-
-
-def _setting_name(fields: dict[str, Any], loc: tuple[Any, ...]) -> str:
-    """The environment variable a pydantic error is about (`KEEN_RETRY_BASE_DELAY`)."""
-    name = str(loc[0]) if loc else "?"
-    field = fields.get(name)
-    return (field.alias if field is not None and field.alias else name).upper()
 
 
 def print_json(data: Any) -> None:

@@ -103,7 +103,14 @@ def _check_reachable(raw: str, shown: str, password: str | None) -> None:
 
     from keen.store.db import sync_url
 
-    engine = create_engine(sync_url(raw), connect_args={"connect_timeout": DATABASE_CONNECT_TIMEOUT_SECONDS})
+    try:
+        engine = create_engine(
+            sync_url(raw), connect_args={"connect_timeout": DATABASE_CONNECT_TIMEOUT_SECONDS}
+        )
+    except ImportError:
+        raise ConfigError(
+            f"KEEN_DATABASE_URL {shown} needs the PostgreSQL driver: pip install 'keens[postgres]'"
+        ) from None
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))

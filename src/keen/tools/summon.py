@@ -18,7 +18,9 @@ class SummonInput(BaseModel):
 
     vision: str = Field(min_length=10, max_length=30_000, description="What the specialist must achieve.")
     specialization: Specialization
-    max_iterations: int = Field(default=DEFAULT_CHILD_ITERATIONS, ge=1, le=10_000, description="Model calls the child may make.")
+    max_iterations: int = Field(
+        default=DEFAULT_CHILD_ITERATIONS, ge=1, le=10_000, description="Model calls the child may make."
+    )
     budget: Decimal | None = Field(
         default=None, gt=0, description="USD cap for the child (and its children)."
     )

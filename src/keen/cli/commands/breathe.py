@@ -177,6 +177,7 @@ def run_with_view(
     report. Output that closes (`| head`) cancels the session too, and keen exits quietly."""
     from keen.cli.views import SessionView, report_renderable
     from keen.events import types as ev
+    from keen.events.types import Event
     from keen.runner.sessions import SessionService
 
     console = stderr_console() if as_json else stdout_console()
@@ -198,18 +199,30 @@ def run_with_view(
             )
             views.append(view)
 
+            running = {"started": False, "cancel_when_started": False}
+
             def capture(item: Any) -> None:
                 view.handle(item)
-                if getattr(item, "type", None) == ev.SESSION_FINISHED and item.parent_session_id is None:
+                if not isinstance(item, Event) or item.parent_session_id is not None:
+                    return  # a live delta, or a child's event
+                if item.type in (ev.SESSION_STARTED, ev.SESSION_RESUMED):
+                    running["started"] = True
+                    if running["cancel_when_started"]:
+                        task.cancel()
+                elif item.type == ev.SESSION_FINISHED:
                     finished.update(item.data, session_id=item.session_id)
+
+            def output_closed() -> None:
+                # `| head` has read enough: stop the run as Ctrl-C does, once it has started
+                # (cancelled before that, it would stay `created` for ever).
+                if running["started"]:
+                    task.cancel()
+                else:
+                    running["cancel_when_started"] = True
 
             stored = await service.events(prepared.root_id)
             service.watch(capture, prepared.root_id)
             task = asyncio.ensure_future(execute(service, prepared.root_id))
-
-            def output_closed() -> None:  # `| head` has read enough: stop the run like Ctrl-C
-                task.cancel()
-
             console.on_closed = output_closed
             _cancel_on_signals(task, on_signal)
             with view:
