@@ -138,7 +138,7 @@ class GitRepo:
     async def _with_author(self, env: Mapping[str, str]) -> Mapping[str, str]:
         """`env` with keen's fallback author dropped when git knows the user here (their
         configuration, includes and `EMAIL` as git itself reads them)."""
-        if any(env.get(k) != _IDENTITY[k] for k in _AUTHOR_VARIABLES):
+        if any(env.get(k) != GIT_IDENTITY[k] for k in _AUTHOR_VARIABLES):
             return env  # the caller chose an author
         own = {k: v for k, v in env.items() if k not in _AUTHOR_VARIABLES}
         probe = await run_process(["git", "var", "GIT_AUTHOR_IDENT"], cwd=self.path, timeout=30, env=own)
