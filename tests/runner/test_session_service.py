@@ -13,8 +13,8 @@ import pytest
 from helpers import call, complete, summon, turn, write_script
 from keen.agent.budget import Budget, BudgetMeter, Hold
 from keen.agent.history import History
-from keen.config import get_settings
-from keen.errors import InputError
+from keen.config import get_settings, reset_settings_cache
+from keen.errors import ConfigError, InputError
 from keen.events import types as ev
 from keen.events.types import SessionRef
 from keen.llm.base import Request
@@ -65,7 +65,7 @@ async def test_a_childs_model_calls_go_through_the_roots_meter(repo: Path, tmp_p
     )
     seen: list[str] = []
     settings = get_settings()
-    service = SessionService(settings, meter_for=lambda o: RecordingMeter(Budget(limit=o.budget), seen))
+    service = SessionService(settings, meter_for=lambda budget: RecordingMeter(Budget(limit=budget), seen))
     async with service:
         spec = await service.create(_options(repo, script))
         result = await service.run(spec.session_id)
@@ -92,7 +92,9 @@ async def test_the_conversation_rebuilt_from_events_is_what_was_sent_to_the_mode
             turn(call("get_project_tree"), text="looking", thinking="the tree first"),
             turn(text="no tool this time"),
             turn(call("report_phase", phase="PLAN", summary="explored")),
-            turn(call("write_files", path="a.txt", content="a\n"), call("read_files", paths=["a.txt", "nope"])),
+            turn(
+                call("write_files", path="a.txt", content="a\n"), call("read_files", paths=["a.txt", "nope"])
+            ),
             complete("done"),
         ],
     )
@@ -136,3 +138,38 @@ async def test_a_cancel_request_in_the_store_stops_the_run_from_another_service(
         assert row.status == "cancelled" and row.lease_owner is None
         with pytest.raises(InputError, match="already finished"):
             await other.request_cancel(spec.session_id)
+
+
+async def test_a_server_without_bubblewrap_refuses_before_any_session_exists(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KEEN_BWRAP", "/nonexistent/bwrap")
+    reset_settings_cache()
+    script = write_script(tmp_path / "s.json", [complete("never runs")])
+    async with SessionService(get_settings(), mode="server") as service:
+        with pytest.raises(ConfigError, match="bubblewrap"):
+            await service.create(_options(repo, script))
+        assert list(await service.recent()) == []
+    async with SessionService(get_settings()) as local:  # local mode falls back and runs
+        spec = await local.create(_options(repo, script))
+        assert (await local.run(spec.session_id)).status == "completed"
+
+
+async def test_a_sessions_sandbox_home_is_removed_when_it_ends(
+    repo: Path, tmp_path: Path, keen_home: Path
+) -> None:
+    script = write_script(
+        tmp_path / "s.json", [turn(call("run_command", command="touch ~/in-home")), complete("done")]
+    )
+    async with SessionService(get_settings()) as service:
+        if service.sandbox_policy().kind != "bwrap":
+            pytest.skip("bubblewrap cannot run here: only its sandbox has a home of its own")
+        spec = await service.create(_options(repo, script))
+        events: list[Any] = []
+        service.watch(events.append)
+        await service.run(spec.session_id)
+    commands = [
+        e for e in events if getattr(e, "type", "") == ev.TOOL_FINISHED and e.data["name"] == "run_command"
+    ]
+    assert commands and commands[0].data["ok"], commands
+    assert not (keen_home / "sandbox" / spec.session_id).exists()

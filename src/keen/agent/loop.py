@@ -110,7 +110,7 @@ class Agent:
             raise Completed(str(done.get("summary", "")))
         pending = self.history.unfinished_calls()
         for call in pending:
-            if call.id in self.history.started_calls and call.name != "summon_agent":
+            if call.id in self.history.started_calls and call.name != summon_agent.name:
                 message = render("interrupted_tool.j2", name=call.name)
                 await self.recorder.finish_call(call, ToolResult(ok=False, error=message))
         await self._run_tools(self.history.unfinished_calls())
@@ -149,6 +149,7 @@ class Agent:
                 agent=self.control,
                 call_id=call.id,
                 secret_values=self.deps.secret_values,
+                sandbox=self.deps.sandbox,
             )
             event = await self.recorder.run_tool(call, partial(self._execute, call, ctx))
             await self._observe_result(call, event)

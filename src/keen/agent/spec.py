@@ -22,6 +22,7 @@ from keen.tools.registry import ToolRegistry
 
 if TYPE_CHECKING:
     from keen.agent.tree import Tree
+    from keen.tools.sandbox import Sandbox
 
 __all__ = ["ROOT_BRANCH", "AgentDeps", "AgentResult", "AgentSpec"]
 
@@ -67,6 +68,7 @@ class AgentDeps:
     secret_values: tuple[str, ...] = ()
     retry_base_delay: float = 1.0
     tree: Tree | None = None  # when summoning is available
+    sandbox: Sandbox | None = None  # the tree's sandbox for commands (None: as the settings say)
 
 
 @dataclass

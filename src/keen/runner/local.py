@@ -26,11 +26,14 @@ from keen.events.types import Event
 from keen.gitrepo import GitRepo, recover_interrupted
 from keen.llm.base import Model
 from keen.llm.factory import build_model
+from keen.runner.lease import lease_owner
 from keen.runner.options import RunOptions, completion_gate
 from keen.store.repo import SessionRepository
+from keen.tools.sandbox import Mode, SandboxPolicy, remove_home, session_sandbox
 
-# The root's meter for a run; every agent of its tree gets its meter from this one.
-MeterFactory = Callable[[RunOptions], Meter]
+# The root's meter for a run (or a conversation) with this USD budget; every agent of its tree
+# gets its meter from this one.
+MeterFactory = Callable[[Decimal], Meter]
 CANCEL_POLL_SECONDS = 0.25  # how soon a cancel request from another process is seen
 HEARTBEAT_SECONDS = 2.0
 
@@ -44,8 +47,12 @@ class LocalRunner:
         sessions: ChildSessions,
         lease: timedelta,
         meter_for: MeterFactory,
+        sandbox: SandboxPolicy,
+        mode: Mode = "local",
     ) -> None:
         self.settings = settings
+        self.policy = sandbox
+        self.mode = mode
         self.sink = sink
         self.control = control
         self.sessions = sessions
@@ -63,14 +70,14 @@ class LocalRunner:
     ) -> AgentResult:
         """Run (or resume) the root agent `spec` to its end, holding its lease meanwhile
         (`replacing`: the owner of a lease known to be dead, taken over)."""
-        from keen.runner.sessions import lease_owner
-
         owner = lease_owner()
         if not await self.control.claim(spec.session_id, owner, self.lease, replacing):
             raise InputError(f"session {spec.short_id} is already running in another process")
-        model = build_model(options.model, self.settings, web_search=options.web_search)
+        model = build_model(options.model, self.settings, web_search=options.web_search, mode=self.mode)
+        sandbox = session_sandbox(self.policy, spec.session_id)
         try:
             deps = self._deps(options, model, spec.short_id)
+            deps.sandbox = sandbox
             assert deps.tree is not None
             deps.tree.load(events)
             if resume:
@@ -86,6 +93,8 @@ class LocalRunner:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
+                if agent.done():  # it ended (cancelled included): nothing will resume it
+                    remove_home(sandbox)
         finally:
             await uncancellable(self.control.release(spec.session_id, owner))
             await model.aclose()
@@ -106,9 +115,9 @@ class LocalRunner:
                 return
 
     @staticmethod
-    def budget_meter(options: RunOptions) -> Meter:
-        """Local mode's meter: the run's budget, no credits."""
-        return BudgetMeter(Budget(limit=options.budget))
+    def budget_meter(budget: Decimal) -> Meter:
+        """Local mode's meter: the budget, no credits."""
+        return BudgetMeter(Budget(limit=budget))
 
     def _deps(self, options: RunOptions, model: Model, short_id: str) -> AgentDeps:
         from keen.tools import agent_tools
@@ -122,7 +131,7 @@ class LocalRunner:
             model=model,
             tools=agent_tools(validation=True, summon=True),
             sink=ObservedSink(self.sink, tree.observe),
-            meter=self.meter_for(options),
+            meter=self.meter_for(options.budget),
             iterations=IterationPool(limit=options.max_iterations),
             gate=completion_gate(options.gates),
             secret_values=tuple(self.settings.secret_values()),

@@ -8,16 +8,13 @@ and a summoned child are described the same way) and the `session.created` paylo
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from keen.agent.budget import Budget, BudgetMeter
+from keen.agent.conversation import AGENT_KEY as CONVERSATION_KEY
 from keen.agent.phases import Phase
 from keen.agent.spec import ROOT_BRANCH, AgentResult, AgentSpec
 from keen.config import Settings
@@ -26,20 +23,18 @@ from keen.events import types as ev
 from keen.events.bus import Bus, Callback, EventBus
 from keen.events.projections import TreeProjection
 from keen.events.sink import RecordingSink
-from keen.events.types import Event, SessionRef
+from keen.events.types import Event
 from keen.gitrepo import GitRepo, ensure_repository
+from keen.runner.lease import LEASE, lease_alive
 from keen.runner.local import LocalRunner, MeterFactory
 from keen.runner.options import RunOptions
 from keen.runner.worktree_lock import WorktreeLock
 from keen.store import Database, SessionRepository, SqlEventStore
 from keen.store.actor import LOCAL_ACTOR, Actor
 from keen.store.models import SessionRow
-from keen.store.repo import lease_fresh
 from keen.tools.context import SummonRequest
+from keen.tools.sandbox import Mode, SandboxPolicy, require_sandbox
 
-# A running session renews its lease every few seconds; one not renewed for this long has no
-# live process any more (it was killed, or its machine died) and may be resumed.
-LEASE = timedelta(seconds=15)
 INTERRUPTED = "interrupted"  # shown for a session left running by a process that is gone
 # Every status a session can show, in the order of its life (what `recent` can filter by).
 STATUSES = ("created", "running", INTERRUPTED, *sorted(ev.TERMINAL_STATUSES))
@@ -47,37 +42,6 @@ STATUSES = ("created", "running", INTERRUPTED, *sorted(ev.TERMINAL_STATUSES))
 
 def new_session_id() -> str:
     return uuid.uuid4().hex
-
-
-def lease_owner() -> str:
-    """Who holds a lease: this process on this machine, unique even when a pid is reused."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def lease_alive(row: SessionRow, lease: timedelta = LEASE) -> bool:
-    """Whether a live process runs this root: its lease was renewed lately and, when the owner
-    is on this machine, that process still exists (so a `kill -9` is seen at once, not only when
-    the lease runs out)."""
-    if not lease_fresh(row, lease):
-        return False
-    host, _, rest = (row.lease_owner or "").partition(":")
-    pid = rest.partition(":")[0]
-    if host == socket.gethostname() and pid.isdigit():
-        return _process_alive(int(pid))
-    return True
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a killed process not yet reaped by its parent is a zombie: dead for our purposes
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 # -- specs and payloads: the one place ---------------------------------------------------------
@@ -114,7 +78,7 @@ def conversation_created(
             "max_tool_rounds": max_tool_rounds,
             "workspace": str(workspace),
         },
-        "branch": "converse",
+        "branch": CONVERSATION_KEY,
         "git_branch": None,
         "specialization": None,
         "depth": 0,
@@ -251,9 +215,11 @@ class SessionService:
         actor: Actor = LOCAL_ACTOR,
         bus: Bus | None = None,
         meter_for: MeterFactory | None = None,
+        mode: Mode = "local",
     ) -> None:
         self.settings = settings
         self.actor = actor
+        self.mode = mode
         self.bus: Bus = bus or EventBus()
         # Server modes plug a credit meter in here; local mode measures against the budget.
         self.meter_for: MeterFactory = meter_for or LocalRunner.budget_meter
@@ -369,6 +335,7 @@ class SessionService:
 
     async def create(self, options: RunOptions) -> AgentSpec:
         """Prepare the workspace and record `session.created`; returns the root agent's spec."""
+        self.sandbox_policy()  # a mode that cannot contain its commands refuses before any work
         lock = self._lock(options.workspace)
         try:
             repo, start_commit, plan = await ensure_repository(
@@ -427,11 +394,25 @@ class SessionService:
         events = await self._writer.events(root.id)
         created = next(e.data for e in events if e.type == ev.SESSION_CREATED and e.session_id == root.id)
         spec = spec_from_created(root.id, None, created)
-        runner = LocalRunner(self.settings, self.sink, self._control, SessionSpecs(), LEASE, self.meter_for)
+        runner = LocalRunner(
+            self.settings,
+            self.sink,
+            self._control,
+            SessionSpecs(),
+            LEASE,
+            self.meter_for,
+            self.sandbox_policy(),
+            self.mode,
+        )
         options = RunOptions.from_json(root.options)
         return await runner.run(
             spec, options, events, resume=resume, replacing=root.lease_owner if resume else None
         )
+
+    def sandbox_policy(self) -> SandboxPolicy:
+        """How this mode contains agent commands (server modes refuse to run without bubblewrap
+        unless the operator chose `KEEN_SANDBOX=none`)."""
+        return require_sandbox(self.settings, self.mode)
 
     def _check_resumable(self, root: SessionRow) -> None:
         if root.kind != "agent":
@@ -467,12 +448,12 @@ class SessionService:
         from keen.agent.conversation import ConversationAgent
         from keen.llm.factory import build_model
 
-        model = build_model(model_spec, self.settings, web_search=False)
+        model = build_model(model_spec, self.settings, web_search=False, mode=self.mode)
         agent = ConversationAgent(
             workspace=workspace,
             model=model,
             sink=self.sink,
-            meter=BudgetMeter(Budget(limit=budget)),
+            meter=self.meter_for(budget),
             secret_values=tuple(self.settings.secret_values()),
             retry_base_delay=self.settings.keen_retry_base_delay,
             session_id=new_session_id(),
@@ -500,10 +481,6 @@ class Conversation:
     def __init__(self, agent: Any, model: Any) -> None:
         self.agent = agent
         self._model = model
-
-    @property
-    def ref(self) -> SessionRef:
-        return SessionRef(self.agent.session_id, self.agent.session_id)
 
     async def close(self, status: str) -> None:
         try:

@@ -301,6 +301,13 @@ def _session_sandbox(policy: SandboxPolicy, session_id: str) -> Sandbox:
     return Sandbox(policy=policy, home=home)
 
 
+def remove_home(sandbox: Sandbox) -> None:
+    """Delete a session's sandbox home once the session has ended for good (a session that may
+    still be resumed keeps it: a crash leaves it in place)."""
+    if sandbox.home is not None:
+        shutil.rmtree(sandbox.home.parent, ignore_errors=True)
+
+
 def harden_keen() -> None:
     """Make keen's own process non-dumpable: /proc/<keen>/environ, mem and fd become unreadable
     to other processes of the same (non-root) user, which is all a fallback can still hide."""
