@@ -204,6 +204,12 @@ class GitRepo:
         out = (await self.run("show", "-z", "--name-only", "--pretty=format:", commit)).stdout
         return [name for name in out.split("\0") if name]
 
+    async def changed_since(self, start: str) -> list[str]:
+        """Files that differ from `start`, committed or not, untracked ones included."""
+        diff = (await self.run("diff", "-z", "--name-only", start)).stdout
+        untracked = (await self.run("ls-files", "-z", "--others", "--exclude-standard")).stdout
+        return sorted({name for name in (*diff.split("\0"), *untracked.split("\0")) if name})
+
     async def changes_between(self, start: str, end: str = "HEAD") -> FileChanges:
         """Files created, modified and deleted between two commits, as git sees them; ending at
         HEAD, also the files in the work tree that keen's commits left out for their size."""

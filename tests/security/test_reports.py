@@ -66,3 +66,12 @@ async def test_oversized_change_to_a_tracked_file_keeps_the_committed_version(re
     assert commit is not None and await git_repo.files_in_commit(commit) == ["notes.txt"]
     assert git(repo, "show", "HEAD:README.md") == "# demo\n"
     assert [f.path for f in changes.skipped] == ["README.md"]
+
+
+async def test_files_changed_since_the_start_keep_spaces_tabs_and_non_ascii(repo: Path) -> None:
+    start = GitRepo(repo)
+    head = await start.head()
+    (repo / "README.md").write_text("changed\n")
+    (repo / "a file\twith tab.txt").write_text("x\n")
+    (repo / "résumé notes.md").write_text("y\n")
+    assert await start.changed_since(head) == ["README.md", "a file\twith tab.txt", "résumé notes.md"]

@@ -121,7 +121,4 @@ class AgentControls:
 
     async def changed_files(self) -> list[str]:
         """Files that differ from the session's start commit, committed or not."""
-        repo = self._agent.repo
-        out = await repo.run("diff", "--name-only", self._agent.spec.start_commit)
-        untracked = await repo.run("ls-files", "--others", "--exclude-standard")
-        return sorted({*out.stdout.split(), *untracked.stdout.split()})
+        return await self._agent.repo.changed_since(self._agent.spec.start_commit)

@@ -59,6 +59,7 @@ class _Child:
     """One child of a reply's summons: to run (new or resumed), or already finished."""
 
     session_id: str
+    branch: str  # its tree name (summon-A)
     path: Path
     spec: AgentSpec | None = None
     deps: AgentDeps | None = None
@@ -109,6 +110,7 @@ class Tree:
     def __init__(self, *, root_short_id: str, worktrees_dir: Path, sessions: ChildSessions) -> None:
         self.root_short_id = root_short_id
         self.worktrees_dir = worktrees_dir
+        self.snapshots = worktrees.volatile(worktrees_dir)  # on disk, a worktree needs none
         self.sessions = sessions
         self.projection = TreeProjection()
         self.spawned: dict[str, dict[str, Any]] = {}  # call id → child.spawned data
@@ -180,7 +182,7 @@ class Tree:
             await worktrees.remove_all(
                 parent.repo,
                 [c.path for c in children],
-                [worktrees.snapshot_ref(self.root_short_id, c.path.name) for c in children],
+                [worktrees.snapshot_ref(self.root_short_id, c.branch) for c in children],
             )
 
     async def _prepare(self, parent: Agent, request: SummonRequest) -> _Child:
@@ -189,12 +191,12 @@ class Tree:
         if record is not None:
             child_id, path = record["child_session_id"], Path(record["worktree"])
             if child_id in self.finished:
-                return _Child(child_id, path, finished=self.finished[child_id])
+                return _Child(child_id, record["branch"], path, finished=self.finished[child_id])
             if not path.is_dir():
                 ref = worktrees.snapshot_ref(self.root_short_id, str(record["branch"]))
                 await worktrees.restore(parent.repo, path, record["git_branch"], ref)
             spec, deps = self._resumed_child(parent, child_id, record, path)
-            return _Child(child_id, path, spec, deps, resume=True)
+            return _Child(child_id, record["branch"], path, spec, deps, resume=True)
         self._check_limits(parent, request)
         repo = parent.repo
         checkpoint = await parent.commit_checkpoint(
@@ -246,7 +248,7 @@ class Tree:
                 "worktree": str(path),
             },
         )
-        return _Child(child_id, path, spec, replace(deps, meter=meter, iterations=iterations))
+        return _Child(child_id, name, path, spec, replace(deps, meter=meter, iterations=iterations))
 
     async def _run_child(self, parent: Agent, child: _Child, limit: asyncio.Semaphore) -> None:
         if child.finished is not None:
@@ -399,7 +401,7 @@ class Tree:
     async def snapshot(self, agent: Agent) -> None:
         """Keep what a child has changed so far safe from a machine restart (its worktree may
         live on a memory file system)."""
-        if agent.spec.parent_session_id is not None:
+        if self.snapshots and agent.spec.parent_session_id is not None:
             await worktrees.snapshot(
                 agent.repo, worktrees.snapshot_ref(self.root_short_id, agent.spec.branch_name)
             )

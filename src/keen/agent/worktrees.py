@@ -29,6 +29,11 @@ def worktrees_root(keen_home: Path) -> Path:
     return keen_home / "worktrees"
 
 
+def volatile(path: Path) -> bool:
+    """Whether worktrees under `path` are lost when the machine restarts (so need snapshots)."""
+    return path.is_relative_to(MEMORY_FS)
+
+
 def snapshot_ref(root_short_id: str, branch_name: str) -> str:
     return f"refs/keen/{root_short_id}/{branch_name}/snapshot"
 
