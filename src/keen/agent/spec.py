@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from keen.agent.tree import Tree
     from keen.tools.sandbox import Sandbox
 
-__all__ = ["ROOT_BRANCH", "AgentDeps", "AgentResult", "AgentSpec"]
+__all__ = ["DEFAULT_MAX_PARALLEL", "ROOT_BRANCH", "AgentDeps", "AgentResult", "AgentSpec"]
+
+DEFAULT_MAX_PARALLEL = 3  # children of one parent that run at the same time (SPEC 3.6)
 
 
 @dataclass
@@ -43,7 +45,7 @@ class AgentSpec:
     depth: int = 0
     max_iterations: int = 100
     max_depth: int = 10
-    max_parallel: int = 3  # children of this agent that run at once
+    max_parallel: int = DEFAULT_MAX_PARALLEL  # children of this agent that run at once
     phase: Phase = Phase.EXPLORE
     gates: str = "standard"
     parent_branch: str | None = None

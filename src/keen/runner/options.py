@@ -11,12 +11,12 @@ from typing import Any
 from keen.agent.budget import parse_usd
 from keen.agent.completion import AcceptAllGate, CompletionGate
 from keen.agent.phases import Phase, parse_phase
+from keen.agent.spec import DEFAULT_MAX_PARALLEL
 from keen.agent.vision import check_vision
 from keen.config import Settings
 from keen.errors import InputError
 from keen.llm.factory import check_model_config
 
-DEFAULT_MAX_PARALLEL = 3  # children of one parent that run at the same time (SPEC 3.6)
 MAX_PARALLEL_CAP = 26  # a parent has at most 26 children
 GATE_MODES = ("standard", "strict", "off")
 MAX_ITERATIONS_CAP = 10_000

@@ -147,8 +147,8 @@ class SessionSpecs:
 def spec_from_created(session_id: str, parent: AgentSpec | None, created: dict[str, Any]) -> AgentSpec:
     """The spec of an agent from its `session.created` payload (and its parent's spec)."""
     options = created.get("options") or {}
-    inherited_depth = parent.max_depth if parent else 10
-    inherited_gates = parent.gates if parent else "standard"
+    # What the payload does not say comes from the parent, or from AgentSpec's own defaults.
+    inherited: Any = parent if parent is not None else AgentSpec
     return AgentSpec(
         session_id=session_id,
         short_id=created.get("short_id") or session_id[:8],
@@ -160,11 +160,11 @@ def spec_from_created(session_id: str, parent: AgentSpec | None, created: dict[s
         git_branch=created.get("git_branch"),
         specialization=created.get("specialization"),
         depth=int(created.get("depth", 0)),
-        max_iterations=int(options.get("max_iterations", 100)),
-        max_depth=int(options.get("max_depth", inherited_depth)),
-        max_parallel=int(options.get("max_parallel", parent.max_parallel if parent else 3)),
-        phase=Phase(created.get("phase") or Phase.EXPLORE.value),
-        gates=str(options.get("gates", inherited_gates)),
+        max_iterations=int(options.get("max_iterations", AgentSpec.max_iterations)),
+        max_depth=int(options.get("max_depth", inherited.max_depth)),
+        max_parallel=int(options.get("max_parallel", inherited.max_parallel)),
+        phase=Phase(created.get("phase") or AgentSpec.phase.value),
+        gates=str(options.get("gates", inherited.gates)),
         parent_branch=created.get("parent_branch") or (parent.branch_name if parent else None),
         parent_expectation=created.get("parent_expectation"),
         start_commit=created.get("start_commit") or "HEAD",

@@ -81,7 +81,7 @@ def breathe_command(
     web_search: bool,
     allow_dirty: bool,
     dry_run: bool,
-    max_parallel: int = 3,
+    max_parallel: int,
     verbose: bool,
     as_json: bool,
 ) -> int:
