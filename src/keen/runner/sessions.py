@@ -271,6 +271,8 @@ class SessionService:
         return await self.repo.root_of(session_id)
 
     async def recent(self, *, limit: int = 20, status: str | None = None) -> Sequence[SessionRow]:
+        if status is not None and status not in STATUSES:
+            raise InputError(f"unknown session status {status!r}; the statuses are: {', '.join(STATUSES)}")
         if status in (INTERRUPTED, "running"):  # both are stored as running; the lease tells them apart
             rows = await self.repo.recent(limit=limit, status="running")
             return [r for r in rows if self.status_of(r) == status]
