@@ -95,7 +95,7 @@ def test_bad_input_is_refused_before_validating(tmp_path: Path, keen_home: Path)
 
 
 def test_vision_from_a_report_covers_every_kind_of_finding(tmp_path: Path) -> None:
-    from keen.cli.commands.evolve import evolution_vision
+    from keen.agent.evolve import evolution_vision
     from keen.validation.report import CategoryResult, Finding, ValidationReport
 
     lint = [Finding("line too long", file="big.py", line=n, rule="E501", severity="low") for n in range(1, 4)]
