@@ -1,7 +1,7 @@
 """The prompt loop of `keen converse` and `keen manifest --interactive`.
 
-One `LineReader` reads standard input for the whole command (prompts and y/n questions alike),
-so a pipe works as well as a terminal and no two readers ever compete for the same input. The
+One `LineReader` (cli/chat_terminal.py) reads standard input for the whole command (prompts and
+y/n questions alike), so a pipe works as well as a terminal and no two readers ever compete for the same input. The
 conversation's async work runs on one event loop (`asyncio.Runner`) kept between prompts; a
 `breathe` run goes through `run_new_session`, the same machinery as `keen breathe`, and the chat
 continues when it ends.
@@ -15,7 +15,6 @@ the conversation's session closed as cancelled.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import sys
 from collections.abc import Callable
@@ -29,11 +28,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from keen.cli.chat_terminal import ChatView, LineReader
 from keen.cli.common import EXIT_INTERRUPTED, EXIT_OK, stdout_console
 from keen.errors import InputError, KeenError
-from keen.events import types as ev
-from keen.events.bus import WAITING, LiveDelta
-from keen.text import clip
 
 if TYPE_CHECKING:
     from keen.config import Settings
@@ -60,117 +57,6 @@ HELP: dict[Mode, list[tuple[str, str]]] = {
         ("exit, quit", "leave without writing a file (Ctrl-D too)"),
     ],
 }
-
-
-class LineReader:
-    """The single reader of standard input: prompts and questions, terminal or pipe."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.interactive = sys.stdin.isatty()
-        if self.interactive:
-            with contextlib.suppress(ImportError):  # platforms without readline
-                import readline  # noqa: F401  (line editing and history for input())
-
-    def read(self, prompt: str) -> str | None:
-        """One line, or None at the end of input. Ctrl-C raises KeyboardInterrupt."""
-        try:
-            line = input(prompt)
-        except EOFError:
-            sys.stdout.write("\n")
-            sys.stdout.flush()
-            return None
-        if not self.interactive:  # a pipe: show what was read, so the output reads as a session
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
-        return line
-
-    def confirm(self, question: str) -> bool:
-        """A y/n question (no is the default; the end of input answers no)."""
-        while True:
-            answer = self.read(f"{question} [y/N] ")
-            if answer is None:
-                return False
-            word = answer.strip().lower()
-            if word in ("y", "yes"):
-                return True
-            if word in ("", "n", "no"):
-                return False
-            self.console.print("Please answer y or n.")
-
-
-class ChatView:
-    """Prints the conversation's live deltas and tool calls as the agent works."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self._streaming = False
-        self._streamed = False
-        self._waiting_shown = False  # "keen is thinking…" is on the current terminal line
-
-    def handle(self, item: Any) -> None:
-        if isinstance(item, LiveDelta):
-            if item.kind == WAITING:
-                self._show_waiting()
-            elif item.kind == "text" and item.text:
-                self._write(item.text)
-            return
-        self._clear_waiting()
-        data = item.data
-        if item.type == ev.MODEL_RESPONDED and not data.get("side_call"):
-            if not self._streamed and str(data.get("text", "")).strip():
-                self._write(str(data["text"]))  # a model that did not stream
-            self.end_line()
-        elif item.type == ev.TOOL_STARTED:
-            self.end_line()
-            self.console.print(Text(f"  · {data.get('name')} {_brief(data.get('input'))}", style="dim"))
-        elif item.type == ev.TOOL_FINISHED and not data.get("ok"):
-            self.console.print(Text(f"    {data.get('error')}", style="yellow"), soft_wrap=True)
-        elif item.type == ev.MODEL_RETRYING:
-            from keen.cli.views import retrying_text
-
-            self.end_line()
-            self.console.print(Text(f"  ({retrying_text(data)})", style="yellow"), soft_wrap=True)
-
-    def _show_waiting(self) -> None:
-        """On a terminal, say that a reply is awaited until its first words arrive (a pipe gets
-        nothing: the indicator is only for a person watching)."""
-        if self._streaming or self._waiting_shown or not self.console.is_terminal:
-            return
-        sys.stdout.write("\x1b[2mkeen is thinking…\x1b[0m")
-        sys.stdout.flush()
-        self._waiting_shown = True
-
-    def _clear_waiting(self) -> None:
-        if self._waiting_shown:
-            sys.stdout.write("\r\x1b[2K")
-            sys.stdout.flush()
-            self._waiting_shown = False
-
-    def _write(self, text: str) -> None:
-        self._clear_waiting()
-        if not self._streaming:
-            self.console.print(Text("keen> ", style="bold magenta"), end="")
-            self._streaming = True
-            text = text.lstrip()
-        self._streamed = True
-        sys.stdout.write(text)
-        sys.stdout.flush()
-
-    def end_line(self) -> None:
-        self._clear_waiting()
-        if self._streaming:
-            sys.stdout.write("\n")
-            sys.stdout.flush()
-            self._streaming = False
-        self._streamed = False
-
-
-def _brief(value: Any, limit: int = 100) -> str:
-    import json
-
-    text = json.dumps(value, ensure_ascii=False, default=str) if value else ""
-    return clip(text, limit)
 
 
 def chat_workspace(directory: Path | None) -> Path:
