@@ -16,7 +16,6 @@ from keen.llm.base import (
     ThinkingPart,
     ToolUsePart,
     parts_from_record,
-    parts_to_json,
     reply_record,
 )
 
@@ -31,6 +30,7 @@ PARTS: list[Part] = [
     ToolUsePart(id="toolu_2", name="write_files", input={"files": [{"path": "b.py", "content": "x = 1\n"}]}),
     ToolUsePart(id="toolu_2", name="run_command", input={"command": "pytest"}),  # a repeated id
 ]
+OLDER_PARTS = [p.model_dump() for p in PARTS]  # how older events stored the parts, calls whole
 
 
 def _responded(data: dict[str, Any]) -> Event:
@@ -61,14 +61,14 @@ def test_the_record_keeps_the_tool_calls_in_full_and_the_parts_in_order():
 
 
 def test_older_records_with_the_tool_calls_inside_the_parts_read_the_same():
-    older = {"tool_calls": reply_record(PARTS)["tool_calls"], "parts": parts_to_json(PARTS)}
+    older = {"tool_calls": reply_record(PARTS)["tool_calls"], "parts": OLDER_PARTS}
 
     assert parts_from_record(older) == PARTS
 
 
 def test_resume_rebuilds_the_same_conversation_from_either_record():
     rebuilt = []
-    for record in (reply_record(PARTS), {"tool_calls": [], "parts": parts_to_json(PARTS)}):
+    for record in (reply_record(PARTS), {"tool_calls": [], "parts": OLDER_PARTS}):
         history = History()
         history.apply(_responded(record))
         rebuilt.append(history)

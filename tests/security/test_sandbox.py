@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from helpers import call, complete, git, run_keen, summon, turn
+from keen.agent.worktrees import worktrees_root
 from keen.config import Settings, reset_settings_cache
 from keen.errors import ConfigError
 from security.attack import AgentCall
@@ -210,7 +211,10 @@ async def test_keen_sandbox_bwrap_where_it_cannot_run_is_a_clear_error(
 
 def test_keen_status_shows_the_sandbox_in_use(tmp_path: Path) -> None:
     def sandbox(**env: str) -> str:
-        status = run_keen("status", "--json", cwd=tmp_path, env=env)
+        # With a key for the default model, so that status has no problem to exit 2 for.
+        status = run_keen(
+            "status", "--json", cwd=tmp_path, env={"ANTHROPIC_API_KEY": "sk-test-0123456789", **env}
+        )
         assert status.returncode == 0, status.stderr
         return str(json.loads(status.stdout)["sandbox"])
 
@@ -258,7 +262,7 @@ def test_childs_worktree_is_visible_and_writable_to_the_child(
 
     child = next(t["output"] for t in run.tools if t["name"] == "run_command")
     assert child["exit_code"] == 0, child["stderr"]
-    assert child["stdout"].splitlines()[0].startswith(str(keen_home / "worktrees"))
+    assert child["stdout"].splitlines()[0].startswith(str(worktrees_root(keen_home)))
     assert child["stdout"].splitlines()[-1] == "child commit"
     assert (tmp_path / "w" / "child.txt").read_text() == "made\n"  # merged into the parent
 

@@ -71,21 +71,16 @@ def parts_from_json(data: list[dict[str, Any]]) -> list[Part]:
     return _PARTS.validate_python(data)
 
 
-def parts_to_json(parts: list[Part]) -> list[dict[str, Any]]:
-    # Python mode: JSON mode refuses a tool input nested over 255 levels (a hostile model's
-    # reply must still be recorded); the event sink makes the data JSON-safe and bounds depth.
-    return [p.model_dump() for p in parts]
-
-
 def reply_record(parts: list[Part]) -> dict[str, Any]:
     """`tool_calls` and `parts` of a reply's `model.responded` event: the tool calls in full
     (SPEC 5), the parts in their order with each tool call standing as its id, so that no tool
     input is stored twice."""
+    # Python mode: JSON mode refuses a tool input nested over 255 levels (a hostile model's
+    # reply must still be recorded); the event sink makes the data JSON-safe and bounds depth.
     return {
-        "tool_calls": [p.model_dump(mode="json") for p in parts if isinstance(p, ToolUsePart)],
+        "tool_calls": [p.model_dump() for p in parts if isinstance(p, ToolUsePart)],
         "parts": [
-            {"type": "tool_use", "id": p.id} if isinstance(p, ToolUsePart) else p.model_dump(mode="json")
-            for p in parts
+            {"type": "tool_use", "id": p.id} if isinstance(p, ToolUsePart) else p.model_dump() for p in parts
         ],
     }
 

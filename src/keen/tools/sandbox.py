@@ -248,7 +248,7 @@ def policy_from_settings(settings: Settings | None = None) -> SandboxPolicy:
     policy = SandboxPolicy(
         kind="none",
         network=settings.keen_sandbox_network,
-        hidden=(settings.keen_home, *env_files(), *_sqlite_files(settings.database_url)),
+        hidden=(settings.keen_home, *env_files(), *_sqlite_files(settings.database_url, settings.keen_home)),
         homes_dir=settings.keen_home / "sandbox",
         bwrap=bwrap,
     )
@@ -262,12 +262,15 @@ def policy_from_settings(settings: Settings | None = None) -> SandboxPolicy:
     return replace(policy, kind="fallback", reason=problem)
 
 
-def _sqlite_files(url: str) -> list[Path]:
-    """keen's database when it is a SQLite file outside $KEEN_HOME (with its journal files)."""
+def _sqlite_files(url: str, keen_home: Path) -> list[Path]:
+    """keen's database when it is a SQLite file outside $KEEN_HOME (with its journal files);
+    inside it, hiding $KEEN_HOME hides it already."""
     if not url.startswith("sqlite") or ":///" not in url:
         return []
     name = url.split(":///", 1)[1].split("?", 1)[0]
     if not name or name == ":memory:":
+        return []
+    if Path(name).resolve().is_relative_to(keen_home.resolve()):
         return []
     return [Path(name + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
 
