@@ -14,13 +14,11 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from _common import add_record_flag, write_results
+from _common import add_record_flag, make_repo, run_session, write_results
 
 
 def script(children: int, sleep: float) -> dict[str, Any]:
@@ -54,50 +52,21 @@ def script(children: int, sleep: float) -> dict[str, Any]:
 
 
 async def run_once(work: Path, max_parallel: int, children: int, sleep: float) -> dict[str, Any]:
-    from keen.config import get_settings
-    from keen.runner.options import make_options
-    from keen.runner.sessions import SessionService
-
     repo = work / f"repo-{max_parallel}"
-    repo.mkdir(parents=True)
-    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
-    (repo / "README.md").write_text("# benchmark\n")
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "b",
-        "GIT_AUTHOR_EMAIL": "b@b",
-        "GIT_COMMITTER_NAME": "b",
-        "GIT_COMMITTER_EMAIL": "b@b",
-    }
-    subprocess.run(["git", "add", "-A"], cwd=repo, check=True, env=env)
-    subprocess.run(["git", "commit", "-qm", "start"], cwd=repo, check=True, env=env)
+    make_repo(repo, 1)
     path = repo.parent / f"script-{max_parallel}.json"
     path.write_text(json.dumps(script(children, sleep)))
-    settings = get_settings()
-    options = make_options(
-        settings,
-        vision="benchmark: three parallel specialists",
-        directory=repo,
-        model=f"scripted:{path}",
+    run = await run_session(
+        "benchmark: three parallel specialists",
+        repo,
+        f"scripted:{path}",
         max_iterations=100,
-        budget="100",
         phase="SUMMON",
-        max_depth=2,
-        gates="off",
-        web_search=False,
-        allow_dirty=False,
         max_parallel=max_parallel,
     )
-    async with SessionService(settings) as service:
-        spec = await service.create(options)
-        started = time.perf_counter()
-        result = await service.run(spec.session_id)
-        wall = time.perf_counter() - started
-        events = await service.events(spec.session_id)
-    assert result.status == "completed", result.summary
     first, last, inside = {}, {}, {}
-    for e in events:
-        if e.session_id == spec.session_id:
+    for e in run.events:
+        if e.session_id == run.session_id:
             continue
         if e.type == "session.started":
             first[e.session_id] = e.ts
@@ -105,7 +74,10 @@ async def run_once(work: Path, max_parallel: int, children: int, sleep: float) -
         if e.type in ("model.responded", "tool.finished"):
             inside[e.session_id] = inside.get(e.session_id, 0) + e.data["duration_ms"]
     overhead = [(last[s] - first[s]).total_seconds() * 1000 - inside.get(s, 0) for s in first]
-    return {"wall_s": round(wall, 3), "child_overhead_ms_median": round(statistics.median(overhead), 1)}
+    return {
+        "wall_s": round(run.wall_seconds, 3),
+        "child_overhead_ms_median": round(statistics.median(overhead), 1),
+    }
 
 
 async def measure(children: int, sleep: float, work: Path) -> dict[str, Any]:

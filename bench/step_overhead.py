@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from _common import add_record_flag, percentile, write_results
+from _common import add_record_flag, percentile, run_session, write_results
 
 WINDOW = 50
 SERVER = Path(__file__).resolve().parents[1] / "tests" / "fakes" / "provider_server.py"
@@ -151,11 +151,9 @@ async def measure(provider: str, steps: int, work: Path, url: str | None) -> dic
     if url is not None:
         os.environ["ANTHROPIC_BASE_URL"] = url
         os.environ["ANTHROPIC_API_KEY"] = "sk-bench"
-    from keen.config import DEFAULT_MODEL, get_settings
+    from keen.config import DEFAULT_MODEL
     from keen.llm.base import DeltaCallback, Request, Turn
     from keen.runner import local
-    from keen.runner.options import make_options
-    from keen.runner.sessions import SessionService
     from keen.tools.context import ToolContext
     from keen.tools.registry import ToolRegistry, ToolResult
 
@@ -202,27 +200,15 @@ async def measure(provider: str, steps: int, work: Path, url: str | None) -> dic
 
     local.LocalRunner._deps = timed_deps  # type: ignore[method-assign]
 
-    settings = get_settings()
-    options = make_options(
-        settings,
-        vision="benchmark: many cheap steps",
-        directory=work / "ws",
-        model=script_model(work, steps) if provider == "scripted" else DEFAULT_MODEL,
+    run = await run_session(
+        "benchmark: many cheap steps",
+        work / "ws",
+        script_model(work, steps) if provider == "scripted" else DEFAULT_MODEL,
         max_iterations=steps + 1,
         budget="100000",
-        phase="EXPLORE",
         max_depth=1,
-        gates="off",
-        web_search=False,
-        allow_dirty=False,
     )
-    async with SessionService(settings) as service:
-        spec = await service.create(options)
-        started = time.perf_counter()
-        result = await service.run(spec.session_id)
-        wall = time.perf_counter() - started
-        events = await service.events(spec.root_session_id)
-    assert result.status == "completed", result.summary
+    events, wall = run.events, run.wall_seconds
 
     figures: dict[str, Any] = {
         "provider": provider,

@@ -17,31 +17,13 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from _common import add_record_flag, percentile, write_results
-
-
-def make_repo(path: Path, files: int) -> None:
-    path.mkdir(parents=True)
-    for i in range(files):
-        target = path / f"pkg{i % 20}" / f"mod{i}.py"
-        target.parent.mkdir(exist_ok=True)
-        target.write_text(f'"""Module {i}."""\n\nVALUE = {i}\n')
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "b",
-        "GIT_AUTHOR_EMAIL": "b@b",
-        "GIT_COMMITTER_NAME": "b",
-        "GIT_COMMITTER_EMAIL": "b@b",
-    }
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "1000 files"]):
-        subprocess.run(["git", *args], cwd=path, env=env, check=True)
+from _common import add_record_flag, make_repo, percentile, run_session, write_results
 
 
 def script(children: int) -> dict[str, Any]:
@@ -74,10 +56,7 @@ def script(children: int) -> dict[str, Any]:
 
 async def measure(children: int, files: int, work: Path) -> dict[str, Any]:
     os.environ["KEEN_HOME"] = str(work / "home")
-    from keen.config import get_settings
     from keen.gitrepo import GitRepo
-    from keen.runner.options import make_options
-    from keen.runner.sessions import SessionService
 
     git_times: dict[str, list[float]] = defaultdict(list)
     original = GitRepo.run
@@ -95,39 +74,27 @@ async def measure(children: int, files: int, work: Path) -> dict[str, Any]:
     make_repo(repo, files)
     path = work / "script.json"
     path.write_text(json.dumps(script(children)))
-    settings = get_settings()
-    options = make_options(
-        settings,
-        vision="benchmark: summon children in a big repository",
-        directory=repo,
-        model=f"scripted:{path}",
+    run = await run_session(
+        "benchmark: summon children in a big repository",
+        repo,
+        f"scripted:{path}",
         max_iterations=10_000,
-        budget="1000",
         phase="SUMMON",
-        max_depth=2,
-        gates="off",
-        web_search=False,
-        allow_dirty=False,
     )
-    async with SessionService(settings) as service:
-        spec = await service.create(options)
-        result = await service.run(spec.session_id)
-        events = await service.events(spec.root_session_id)
     GitRepo.run = original  # type: ignore[method-assign]
-    assert result.status == "completed", result.summary
 
     inside_child: dict[str, float] = defaultdict(float)
-    for e in events:
-        if e.session_id != spec.session_id and e.type in ("model.responded", "tool.finished"):
+    for e in run.events:
+        if e.session_id != run.session_id and e.type in ("model.responded", "tool.finished"):
             inside_child[e.session_id] += e.data["duration_ms"]
-    spawned = {e.data["call_id"]: e.data["child_session_id"] for e in events if e.type == "child.spawned"}
+    spawned = {e.data["call_id"]: e.data["child_session_id"] for e in run.events if e.type == "child.spawned"}
     overheads, totals = [], []
-    for e in events:
+    for e in run.events:
         if e.type == "tool.finished" and e.data["name"] == "summon_agent":
             child = spawned[e.data["call_id"]]
             totals.append(e.data["duration_ms"])
             overheads.append(e.data["duration_ms"] - inside_child[child])
-    merges = [e for e in events if e.type == "git.merged" and not e.data["conflicts"]]
+    merges = [e for e in run.events if e.type == "git.merged" and not e.data["conflicts"]]
     return {
         "repo_files": files,
         "children": children,
