@@ -87,6 +87,42 @@ class ModelCallError(KeenError):
         return self.kind in self.RETRYABLE
 
 
+class AuthenticationError(KeenError):
+    """No valid credentials: a bad password, token or key (HTTP 401)."""
+
+    exit_code = 2
+    http_status = 401
+    code = "unauthenticated"
+
+
+class PermissionDeniedError(KeenError):
+    """Authenticated, but not allowed: a missing scope, role or a suspended account (HTTP 403)."""
+
+    exit_code = 2
+    http_status = 403
+    code = "forbidden"
+
+
+class ConflictError(KeenError):
+    """The request conflicts with the current state (HTTP 409)."""
+
+    exit_code = 2
+    http_status = 409
+    code = "conflict"
+
+
+class RateLimitedError(KeenError):
+    """Too many requests; `retry_after` says in how many seconds to try again (HTTP 429)."""
+
+    exit_code = 2
+    http_status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float, details: dict | None = None) -> None:
+        super().__init__(message, details={"retry_after": retry_after, **(details or {})})
+        self.retry_after = retry_after
+
+
 class InsufficientCredits(KeenError):
     """The account cannot cover the next call's worst case (server modes)."""
 
