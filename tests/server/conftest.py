@@ -68,11 +68,22 @@ async def app(make_app: AppFactory) -> FastAPI:
     return make_app()
 
 
-def client_for(app: FastAPI, base_url: str = "http://testserver", **kwargs: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url, **kwargs)
+ClientFactory = Callable[..., httpx.AsyncClient]
+
+
+def _client_for(
+    app: FastAPI, base_url: str = "http://testserver", client: tuple[str, int] = ("127.0.0.1", 50000)
+) -> httpx.AsyncClient:
+    """An HTTP client calling `app` in-process, as if from `client` (address, port)."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=client), base_url=base_url)
+
+
+@pytest.fixture
+def client_for() -> ClientFactory:
+    return _client_for
 
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(app) as c:
+    async with _client_for(app) as c:
         yield c

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from sqlalchemy import text
 
@@ -14,6 +14,7 @@ from keen import __version__
 from keen.config import Settings
 from keen.errors import ConfigError, KeenError
 from keen.server.deps import DatabaseDep, SettingsDep
+from keen.server.ratelimit import RateLimiter, limiter_of
 from keen.server.schemas import ErrorEnvelope
 from keen.store.db import HEAD_REVISION, Database
 
@@ -46,12 +47,17 @@ class Summary(BaseModel):
     checks: dict[str, Check]
 
 
-async def run_checks(settings: Settings, db: Database) -> dict[str, Check]:
+async def run_checks(settings: Settings, db: Database, limiter: RateLimiter) -> dict[str, Check]:
     checks = {"database": await _database(db)}
     checks["migrations"] = (
         await _migrations(db) if checks["database"].ok else Check(ok=False, detail="skipped")
     )
     checks["model"] = _model(settings)
+    if limiter.uses_redis:
+        reachable = await limiter.check()
+        checks["rate_limits"] = Check(
+            ok=reachable, detail=f"redis {'reachable' if reachable else 'unreachable'}"
+        )
     return checks
 
 
@@ -96,8 +102,8 @@ async def live() -> Live:
     summary="Ready to serve: database, migrations and model configuration",
     responses={503: {"model": ErrorEnvelope, "description": "Not ready (details name the failed checks)"}},
 )
-async def ready(settings: SettingsDep, db: DatabaseDep) -> Ready:
-    checks = await run_checks(settings, db)
+async def ready(request: Request, settings: SettingsDep, db: DatabaseDep) -> Ready:
+    checks = await run_checks(settings, db, limiter_of(request))
     failed = {name: check.detail for name, check in checks.items() if not check.ok}
     if failed:
         summary = "; ".join(f"{name}: {detail}" for name, detail in failed.items())
@@ -106,7 +112,7 @@ async def ready(settings: SettingsDep, db: DatabaseDep) -> Ready:
 
 
 @router.get("", response_model=Summary, summary="Version and the state of each check")
-async def summary(settings: SettingsDep, db: DatabaseDep) -> Summary:
-    checks = await run_checks(settings, db)
+async def summary(request: Request, settings: SettingsDep, db: DatabaseDep) -> Summary:
+    checks = await run_checks(settings, db, limiter_of(request))
     status: Literal["ok", "degraded"] = "ok" if all(c.ok for c in checks.values()) else "degraded"
     return Summary(status=status, version=__version__, checks=checks)
