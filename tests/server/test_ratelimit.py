@@ -11,7 +11,8 @@ from typing import Annotated
 import coredis
 import httpx
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, WebSocket
+from fastapi.testclient import TestClient
 
 from keen.server.ratelimit import auth_rate_limit, rate_limit, rate_limit_user
 
@@ -41,6 +42,13 @@ async def mine(user: Annotated[str | None, Depends(fake_user)]) -> dict[str, str
 @router.post("/login", dependencies=[Depends(auth_rate_limit)])
 async def login() -> dict[str, bool]:
     return {"ok": True}
+
+
+@router.websocket("/ws")
+async def echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_text(await websocket.receive_text())
+    await websocket.close()
 
 
 @router.get("/exports", dependencies=[Depends(rate_limit("exports", "1/minute"))])
@@ -161,3 +169,9 @@ async def test_an_unreachable_redis_lets_requests_through(make_app: MakeApp, cli
     async with client_for(app) as client:
         assert await statuses(client, "/t/open", 4) == [200] * 4
     assert time.monotonic() - started < 10
+
+
+def test_websocket_routes_work_under_the_app_wide_limit(make_app: MakeApp) -> None:
+    with TestClient(limited(make_app)) as client, client.websocket_connect("/t/ws") as ws:
+        ws.send_text("hello")
+        assert ws.receive_text() == "hello"

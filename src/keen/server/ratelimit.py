@@ -24,11 +24,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from fastapi import Request
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.datastructures import MutableHeaders
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keen.config import Settings
@@ -36,27 +36,27 @@ from keen.errors import ConfigError, RateLimitedError
 
 logger = logging.getLogger("keen.server.ratelimit")
 
-Key = Callable[[Request], str]
+Key = Callable[[HTTPConnection], str]
 LimitSpec = str | Callable[[Settings], str]
 EXEMPT_PREFIXES = ("/health",)  # probes must never be limited (nor use up a client's budget)
 MEMORY = "async+memory://"
 STATE_KEY = "rate_limit"  # in the ASGI scope's state: the tightest `Usage` of this request
 
 
-def client_ip(request: Request) -> str:
+def client_ip(request: HTTPConnection) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def has_credentials(request: Request) -> bool:
+def has_credentials(request: HTTPConnection) -> bool:
     """The request may be a user's: a token or key in `Authorization`, or a session cookie."""
     return "authorization" in request.headers or "cookie" in request.headers
 
 
-def per_ip(request: Request) -> str:
+def per_ip(request: HTTPConnection) -> str:
     return f"ip:{client_ip(request)}"
 
 
-def per_user_or_ip(request: Request) -> str:
+def per_user_or_ip(request: HTTPConnection) -> str:
     """The user the auth layer put on `request.state.user_id`, else the client's IP."""
     user_id = getattr(request.state, "user_id", None)
     return f"user:{user_id}" if user_id else per_ip(request)
@@ -118,7 +118,7 @@ class RateLimiter:
         return parse_limit(spec(self.settings) if callable(spec) else spec)
 
     async def hit(
-        self, request: Request, name: str, item: RateLimitItem, key: str, *, enforce: bool = True
+        self, request: HTTPConnection, name: str, item: RateLimitItem, key: str, *, enforce: bool = True
     ) -> None:
         """Count one request against `item` for `key`; over the limit, raise (when `enforce`)."""
         try:
@@ -144,18 +144,18 @@ class RateLimiter:
             return False
 
 
-def limiter_of(request: Request) -> RateLimiter:
+def limiter_of(request: HTTPConnection) -> RateLimiter:
     limiter: RateLimiter = request.app.state.rate_limiter
     return limiter
 
 
 def rate_limit(
     name: str, limit: LimitSpec, *, key: Key = per_user_or_ip
-) -> Callable[[Request], Awaitable[None]]:
+) -> Callable[[HTTPConnection], Awaitable[None]]:
     """A dependency counting each request against `limit` (a `limits` string, or a function of
     the settings giving one) under `name`, per `key(request)`."""
 
-    async def dependency(request: Request) -> None:
+    async def dependency(request: HTTPConnection) -> None:
         limiter = limiter_of(request)
         await limiter.hit(request, name, limiter.resolve(limit), key(request))
 
@@ -166,7 +166,7 @@ def rate_limit(
 auth_rate_limit = rate_limit("auth", lambda s: s.keen_rate_limit_auth, key=per_ip)
 
 
-async def rate_limit_user(request: Request, user_id: str) -> None:
+async def rate_limit_user(request: HTTPConnection, user_id: str) -> None:
     """Called by the auth layer once it knows who made the request: marks the request as that
     user's and counts it against the user's global limit."""
     request.state.user_id = user_id
@@ -177,10 +177,10 @@ async def rate_limit_user(request: Request, user_id: str) -> None:
     await limiter.hit(request, "global", limiter.resolve(_global), per_user_or_ip(request))
 
 
-async def global_rate_limit(request: Request) -> AsyncIterator[None]:
+async def global_rate_limit(request: HTTPConnection) -> AsyncIterator[None]:
     """The overall limit of every request (see the module's docstring for who counts what)."""
-    if request.url.path.startswith(EXEMPT_PREFIXES):
-        yield
+    if request.scope["type"] != "http" or request.url.path.startswith(EXEMPT_PREFIXES):
+        yield  # WebSocket routes limit their own connections (an error there is not a response)
         return
     limiter = limiter_of(request)
     if not has_credentials(request):
@@ -205,7 +205,7 @@ def _window(item: RateLimitItem) -> str:
     return unit if item.multiples == 1 else f"{item.multiples} {unit}s"
 
 
-def _record(request: Request, usage: Usage) -> None:
+def _record(request: HTTPConnection, usage: Usage) -> None:
     current: Usage | None = request.scope.setdefault("state", {}).get(STATE_KEY)
     if current is None or usage.remaining < current.remaining:
         request.scope["state"][STATE_KEY] = usage
