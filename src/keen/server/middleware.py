@@ -85,10 +85,8 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
 
-class SecurityHeadersMiddleware:
-    """CSP, nosniff, frame denial and referrer policy on every response; HSTS only when the
-    request came over TLS (uvicorn's proxy-headers support sets the scheme from a trusted proxy's
-    `X-Forwarded-Proto`), since a browser ignores it over plain HTTP anyway."""
+class ResponseHeadersMiddleware:
+    """Base of the middleware that only add headers to each HTTP response as it starts."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -97,21 +95,30 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope.get("path", "")
-        csp = DOCS_CSP if path.startswith(DOCS_PATHS) else CSP
-        tls = scope.get("scheme") == "https"
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers.setdefault("Content-Security-Policy", csp)
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
-                if tls:
-                    headers.setdefault("Strict-Transport-Security", HSTS)
+                self.add_headers(scope, MutableHeaders(scope=message))
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    def add_headers(self, scope: Scope, headers: MutableHeaders) -> None:
+        raise NotImplementedError
+
+
+class SecurityHeadersMiddleware(ResponseHeadersMiddleware):
+    """CSP, nosniff, frame denial and referrer policy on every response; HSTS only when the
+    request came over TLS (uvicorn's proxy-headers support sets the scheme from a trusted proxy's
+    `X-Forwarded-Proto`), since a browser ignores it over plain HTTP anyway."""
+
+    def add_headers(self, scope: Scope, headers: MutableHeaders) -> None:
+        path: str = scope.get("path", "")
+        headers.setdefault("Content-Security-Policy", DOCS_CSP if path.startswith(DOCS_PATHS) else CSP)
+        for name, value in SECURITY_HEADERS.items():
+            headers.setdefault(name, value)
+        if scope.get("scheme") == "https":
+            headers.setdefault("Strict-Transport-Security", HSTS)
 
 
 class BodyLimitMiddleware:

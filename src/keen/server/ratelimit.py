@@ -29,10 +29,11 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from keen.config import Settings
 from keen.errors import ConfigError, RateLimitedError
+from keen.server.middleware import ResponseHeadersMiddleware
 
 logger = logging.getLogger("keen.server.ratelimit")
 
@@ -211,24 +212,11 @@ def _record(request: HTTPConnection, usage: Usage) -> None:
         request.scope["state"][STATE_KEY] = usage
 
 
-class RateLimitHeadersMiddleware:
+class RateLimitHeadersMiddleware(ResponseHeadersMiddleware):
     """Puts the `RateLimit-*` headers of the tightest limit a request met on its response."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_usage(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                usage: Usage | None = scope.get("state", {}).get(STATE_KEY)
-                if usage is not None:
-                    headers = MutableHeaders(scope=message)
-                    for name, value in usage.headers(time.time()).items():
-                        headers.setdefault(name, value)
-            await send(message)
-
-        await self.app(scope, receive, send_with_usage)
+    def add_headers(self, scope: Scope, headers: MutableHeaders) -> None:
+        usage: Usage | None = scope.get("state", {}).get(STATE_KEY)
+        if usage is not None:
+            for name, value in usage.headers(time.time()).items():
+                headers.setdefault(name, value)
