@@ -33,6 +33,10 @@ class Note(StrictModel):
     options: Options | None = None
 
 
+class Batch(StrictModel):
+    counts: list[int]
+
+
 class Stored(BaseModel):
     stored: str
 
@@ -45,6 +49,11 @@ async def add_note(note: Note, session: DbSession) -> Stored:
     if note.text == "conflict after writing":
         raise ConflictError("that note exists", details={"text": note.text})
     return Stored(stored=note.text)
+
+
+@router.post("/batch")
+async def batch(body: Batch) -> dict[str, int]:
+    return {"n": len(body.counts)}
 
 
 @router.get("/items")
@@ -243,3 +252,10 @@ async def test_every_documented_error_status_uses_the_envelope_schema(probe_app:
                     path,
                     status,
                 )
+
+
+async def test_a_body_with_thousands_of_wrong_fields_gets_the_first_fifty(client: httpx.AsyncClient) -> None:
+    error = envelope(await client.post("/t/batch", json={"counts": ["x"] * 5000}), 422, "invalid_input")
+    assert len(error["details"]["errors"]) == 50 and error["details"]["omitted"] == 4950
+    assert error["details"]["errors"][49]["field"] == "counts.49"
+    assert "(and 4995 more)" in error["message"]

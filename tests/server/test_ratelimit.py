@@ -3,6 +3,7 @@ user, in memory and shared through the real Redis of this machine."""
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -14,7 +15,7 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI, Header, Request, WebSocket
 from fastapi.testclient import TestClient
 
-from keen.server.ratelimit import auth_rate_limit, rate_limit, rate_limit_user
+from keen.server.ratelimit import STORAGE_TIMEOUT_SECONDS, auth_rate_limit, rate_limit, rate_limit_user
 
 ClientFor = Callable[..., httpx.AsyncClient]
 MakeApp = Callable[..., FastAPI]
@@ -175,3 +176,18 @@ def test_websocket_routes_work_under_the_app_wide_limit(make_app: MakeApp) -> No
     with TestClient(limited(make_app)) as client, client.websocket_connect("/t/ws") as ws:
         ws.send_text("hello")
         assert ws.receive_text() == "hello"
+
+
+async def test_a_redis_that_stops_answering_delays_a_request_by_its_timeout_at_most(
+    make_app: MakeApp, client_for: ClientFor
+) -> None:
+    with socket.socket() as silent:  # accepts connections (the kernel does) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        app = limited(make_app, KEEN_REDIS_URL=f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
+        async with client_for(app) as client:
+            started = time.monotonic()
+            response = await client.get("/t/open")
+            elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    assert elapsed < STORAGE_TIMEOUT_SECONDS + 1

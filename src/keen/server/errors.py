@@ -46,6 +46,8 @@ ERROR_TYPES = {
 }
 # Codes of the errors Starlette and FastAPI raise as plain HTTPExceptions.
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+# A body of 10,000 wrong items gets the first problems, not a 10,000-item answer.
+MAX_FIELD_ERRORS = 50
 INTERNAL_MESSAGE = "internal server error; quote the request id when reporting it"
 
 
@@ -105,11 +107,14 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
             else "the request body is not valid JSON"
         )
         return error_response(request_id_of(request), 400, "invalid_json", message)
-    fields = [_field_error(problem) for problem in problems]
+    fields = [_field_error(problem) for problem in problems[:MAX_FIELD_ERRORS]]
     summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
-    more = f" (and {len(fields) - 5} more)" if len(fields) > 5 else ""
+    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    details: dict[str, Any] = {"errors": fields}
+    if len(problems) > MAX_FIELD_ERRORS:
+        details["omitted"] = len(problems) - MAX_FIELD_ERRORS
     return error_response(
-        request_id_of(request), 422, "invalid_input", f"invalid request: {summary}{more}", {"errors": fields}
+        request_id_of(request), 422, "invalid_input", f"invalid request: {summary}{more}", details
     )
 
 

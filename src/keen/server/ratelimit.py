@@ -17,6 +17,7 @@ failure is logged: a rate limiter must not take the API down with it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -41,6 +42,8 @@ Key = Callable[[HTTPConnection], str]
 LimitSpec = str | Callable[[Settings], str]
 EXEMPT_PREFIXES = ("/health",)  # probes must never be limited (nor use up a client's budget)
 MEMORY = "async+memory://"
+# A Redis that stops answering delays a request by this much at most (then it is let through).
+STORAGE_TIMEOUT_SECONDS = 2.0
 STATE_KEY = "rate_limit"  # in the ASGI scope's state: the tightest `Usage` of this request
 
 
@@ -108,7 +111,12 @@ class RateLimiter:
         uri = storage_uri(settings)
         self.uses_redis = uri != MEMORY
         self.storage: Storage = (
-            RedisStorage(uri, key_prefix=settings.keen_rate_limit_prefix)
+            RedisStorage(
+                uri,
+                key_prefix=settings.keen_rate_limit_prefix,
+                connect_timeout=STORAGE_TIMEOUT_SECONDS,
+                stream_timeout=STORAGE_TIMEOUT_SECONDS,
+            )
             if self.uses_redis
             else MemoryStorage()
         )
@@ -123,10 +131,11 @@ class RateLimiter:
     ) -> None:
         """Count one request against `item` for `key`; over the limit, raise (when `enforce`)."""
         try:
-            allowed = await self.strategy.hit(item, name, key)
-            stats = await self.strategy.get_window_stats(item, name, key)
+            async with asyncio.timeout(STORAGE_TIMEOUT_SECONDS):
+                allowed = await self.strategy.hit(item, name, key)
+                stats = await self.strategy.get_window_stats(item, name, key)
         except Exception as exc:  # the storage's own errors (connection refused, timeouts…)
-            logger.warning("rate limit storage failed, request let through: %s", exc)
+            logger.warning("rate limit storage failed, request let through: %s", exc or type(exc).__name__)
             return
         usage = Usage(item.amount, stats.remaining, stats.reset_time, item.get_expiry())
         _record(request, usage)
@@ -140,7 +149,8 @@ class RateLimiter:
 
     async def check(self) -> bool:
         try:
-            return bool(await self.storage.check())
+            async with asyncio.timeout(STORAGE_TIMEOUT_SECONDS):
+                return bool(await self.storage.check())
         except Exception:
             return False
 
