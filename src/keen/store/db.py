@@ -199,7 +199,7 @@ async def set_acting_user(session: AsyncSession, user_id: str | None, is_admin: 
     `user_id` None with `is_admin` is keen itself (looking up a presented token, say).
     """
     session.info[_ACTING_USER] = Actor(user_id or "", is_admin)
-    if session.in_transaction():
+    if session.in_transaction() and session.get_bind().dialect.name == "postgresql":
         await session.execute(_SET_ACTING_USER, _acting_user_params(session.info[_ACTING_USER]))
 
 
