@@ -141,6 +141,10 @@ class Database:
     async def is_current(self) -> bool:
         return await self._current_revision() == HEAD_REVISION
 
+    async def current_revision(self) -> str | None:
+        """The schema's migration revision; None for a database keen has not initialised."""
+        return await self._current_revision()
+
     async def require_current(self) -> None:
         """Refuse a database whose schema is behind this keen (servers never migrate by themselves)."""
         revision = await self._current_revision()
