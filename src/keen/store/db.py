@@ -258,6 +258,21 @@ def _apply_acting_user(session: Session, _transaction: SessionTransaction, conne
         connection.execute(_SET_ACTING_USER, _acting_user_params(actor))
 
 
+async def open_database(url: str) -> Database:
+    """The database at `url`, ready for this keen: a SQLite file is brought to the schema (it is
+    local and keen's own); a shared database must already be current (`keen db upgrade`)."""
+    db = Database(url)
+    try:
+        if db.is_sqlite:
+            await db.upgrade()
+        else:
+            await db.require_current()
+    except BaseException:
+        await db.dispose()
+        raise
+    return db
+
+
 def run_migrations(url: str, revision: str = "head") -> None:
     from alembic import command
 
