@@ -81,6 +81,17 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto `keen serve` believes (comma-separated, `*`).
     keen_forwarded_allow_ips: str = Field(default="127.0.0.1", alias="KEEN_FORWARDED_ALLOW_IPS")
 
+    # Argon2id cost of password hashes (argon2-cffi's defaults, ≈ 0.5 s a hash here); a test suite
+    # lowers them. Hashes made with other parameters are redone at the next login.
+    keen_argon2_time_cost: int = Field(default=3, ge=1, alias="KEEN_ARGON2_TIME_COST")
+    keen_argon2_memory_kib: int = Field(default=65536, ge=8, alias="KEEN_ARGON2_MEMORY_KIB")
+    keen_argon2_parallelism: int = Field(default=4, ge=1, alias="KEEN_ARGON2_PARALLELISM")
+    # Lockout: this many failed logins of one account (of one IP) within the lockout time lock
+    # it for the lockout time.
+    keen_login_max_failures: int = Field(default=5, ge=1, alias="KEEN_LOGIN_MAX_FAILURES")
+    keen_login_max_failures_per_ip: int = Field(default=20, ge=1, alias="KEEN_LOGIN_MAX_FAILURES_PER_IP")
+    keen_login_lockout_seconds: int = Field(default=900, ge=1, alias="KEEN_LOGIN_LOCKOUT_SECONDS")
+
     @field_validator("keen_home", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,13 +14,16 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session, SessionTransaction
 
 from keen.errors import ConfigError
+from keen.store.actor import Actor
 
 T = TypeVar("T")
+E = TypeVar("E", bound=BaseException)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration; a test checks it matches Alembic's head so this cannot drift.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 
 def async_url(url: str) -> str:
@@ -74,7 +78,20 @@ class Database:
             for engine in (self._sqlite_inline, self._sqlite_writer):
                 event.listen(engine, "connect", _sqlite_writer_connect)
                 event.listen(engine, "begin", _begin_immediate)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=TenantSession
+        )
+        # Units of work (`transaction()`): on SQLite they take the write lock at BEGIN, so two
+        # requests that read and then write (an audit append, a token rotation) queue on
+        # busy_timeout instead of one failing when its read snapshot goes stale.
+        self._unit_engine = self.engine
+        if self.is_sqlite:
+            self._unit_engine = create_async_engine(self.url, **kwargs)
+            event.listen(self._unit_engine.sync_engine, "connect", _sqlite_writer_connect)
+            event.listen(self._unit_engine.sync_engine, "begin", _begin_immediate)
+        self.units = async_sessionmaker(
+            self._unit_engine, expire_on_commit=False, sync_session_class=TenantSession
+        )
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one transaction on a synchronous connection and commit it."""
@@ -95,6 +112,27 @@ class Database:
 
     def session(self) -> AsyncSession:
         return self.sessions()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One unit of work: a session whose transaction commits when the block ends.
+
+        An exception rolls it back, unless it was marked with `keep_writes` (a refusal whose
+        records must outlive it, like a failed login's counter and audit entry).
+        """
+        session = self.units()
+        try:
+            yield session
+        except BaseException as exc:
+            if getattr(exc, _KEEP_WRITES, False):
+                await session.commit()
+            else:
+                await session.rollback()
+            raise
+        else:
+            await session.commit()
+        finally:
+            await session.close()
 
     async def upgrade(self) -> None:
         """Bring the schema to the newest migration (a no-op query when it already is).
@@ -145,19 +183,116 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._unit_engine is not self.engine:
+            await self._unit_engine.dispose()
         for engine in (self._sqlite_writer, self._sqlite_inline):
             if engine is not None:
                 engine.dispose()
 
 
+class TenantSession(Session):
+    """The sessions keen opens: each transaction begins with the acting user set (PostgreSQL)."""
+
+
+_ACTING_USER = "keen_acting_user"
+_KEEP_WRITES = "_keen_keep_writes"
+_SET_ACTING_USER = text(
+    "SELECT set_config('app.user_id', :user_id, true), set_config('app.is_admin', :is_admin, true)"
+)
+
+
+async def set_acting_user(session: AsyncSession, user_id: str | None, is_admin: bool) -> None:
+    """Who this session's transactions act for; row-level security filters by it on PostgreSQL.
+
+    The setting is transaction-local (`set_config(..., true)`), never left on a pooled
+    connection: it applies now and again at the start of each later transaction of the session.
+    `user_id` None with `is_admin` is keen itself (looking up a presented token, say).
+    """
+    session.info[_ACTING_USER] = Actor(user_id or "", is_admin)
+    if session.in_transaction() and session.get_bind().dialect.name == "postgresql":
+        await session.execute(_SET_ACTING_USER, _acting_user_params(session.info[_ACTING_USER]))
+
+
+def acting_user(session: AsyncSession) -> Actor | None:
+    """The actor `set_acting_user` last set on this session (None when it never was)."""
+    actor = session.info.get(_ACTING_USER)
+    return actor if isinstance(actor, Actor) else None
+
+
+TENANT_TABLES = ("sessions", "session_events", "auth_tokens", "recovery_codes", "audit_logs")
+_ROLE_FACTS = text(
+    "SELECT current_user, r.rolsuper, r.rolbypassrls, "
+    "(SELECT count(*) FROM pg_class c WHERE c.relname = ANY(:tables) AND c.relkind = 'r' "
+    "AND pg_has_role(current_user, c.relowner, 'USAGE')) "
+    "FROM pg_roles r WHERE r.rolname = current_user"
+)
+
+
+async def row_security_bypass(db: Database) -> str | None:
+    """Why the role `db` connects as escapes row-level security (PostgreSQL), or None when it
+    is filtered like the server's role must be: not a superuser, not BYPASSRLS, and not the
+    tables' owner (who can turn it off). Always None on SQLite, which has no RLS."""
+    if db.is_sqlite:
+        return None
+    async with db.engine.connect() as conn:
+        role, superuser, bypass, owned = (
+            await conn.execute(_ROLE_FACTS, {"tables": list(TENANT_TABLES)})
+        ).one()
+    if superuser:
+        return f"the database role {role} is a superuser: row-level security does not apply to it"
+    if bypass:
+        return f"the database role {role} has BYPASSRLS: row-level security does not apply to it"
+    if owned:
+        return f"the database role {role} owns the tables: it can turn row-level security off"
+    return None
+
+
+def keep_writes(exc: E) -> E:
+    """Mark a refusal whose writes are to be committed before it is reported (see transaction)."""
+    setattr(exc, _KEEP_WRITES, True)
+    return exc
+
+
+def _acting_user_params(actor: Actor) -> dict[str, str]:
+    return {"user_id": actor.user_id, "is_admin": "true" if actor.is_admin else "false"}
+
+
+@event.listens_for(TenantSession, "after_begin")
+def _apply_acting_user(session: Session, _transaction: SessionTransaction, connection: Connection) -> None:
+    actor = session.info.get(_ACTING_USER)
+    if isinstance(actor, Actor) and connection.dialect.name == "postgresql":
+        connection.execute(_SET_ACTING_USER, _acting_user_params(actor))
+
+
+async def open_database(url: str) -> Database:
+    """The database at `url`, ready for this keen: a SQLite file is brought to the schema (it is
+    local and keen's own); a shared database must already be current (`keen db upgrade`)."""
+    db = Database(url)
+    try:
+        if db.is_sqlite:
+            await db.upgrade()
+        else:
+            await db.require_current()
+    except BaseException:
+        await db.dispose()
+        raise
+    return db
+
+
 def run_migrations(url: str, revision: str = "head") -> None:
     from alembic import command
+
+    command.upgrade(alembic_config(url), revision)
+
+
+def alembic_config(url: str) -> Any:
+    """Alembic's configuration for keen's migrations on `url`."""
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
-    command.upgrade(cfg, revision)
+    return cfg
 
 
 def _is_busy(exc: OperationalError) -> bool:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, Numeric, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, Numeric, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -118,3 +118,110 @@ class EventRow(Base):
     type: Mapped[str] = mapped_column(String(40))
     ts: Mapped[datetime] = mapped_column(UTCDateTime())
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class UserRow(Base):
+    """An account. `privileges` are the admin scopes an `admin` holds (a `super_admin` holds all)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(16), default="user")
+    status: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    privileges: Mapped[list[str]] = mapped_column(JSON, default=list)
+    mfa_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The TOTP secret: pending while `mfa_enabled` is false, in use once it is true.
+    totp_secret: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The newest TOTP time step accepted: a code of that step or an older one is a replay.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class RecoveryCodeRow(Base):
+    """One single-use MFA recovery code, stored as a keyed hash."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32), ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class AuthTokenRow(Base):
+    """A refresh token (kind `refresh`) or an API key (kind `api_key`), stored as a keyed hash.
+
+    Refresh tokens of one login share a `family_id`; rotating one sets its `replaced_by` to its
+    successor, so presenting a token that has a successor is a reuse. API keys carry a name, a
+    displayable prefix, scopes, an hourly limit and the current hour's use count.
+    """
+
+    __tablename__ = "auth_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32), ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    family_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    replaced_by: Mapped[str | None] = mapped_column(String(32), ForeignKey("auth_tokens.id"), nullable=True)
+    name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    prefix: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    rate_limit_per_hour: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    window_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    window_uses: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class LoginThrottleRow(Base):
+    """Failed logins of one account (scope `account`, subject the email) or one IP (scope `ip`)."""
+
+    __tablename__ = "login_throttles"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(320), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class AuditLogRow(Base):
+    """One audit entry. `hash` covers the entry's content and `prev_hash`, the previous entry's
+    hash: editing, removing or reordering entries breaks the chain at the first one touched.
+    `user_id` is the account the entry belongs to (who may read it)."""
+
+    __tablename__ = "audit_logs"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    risk: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    actor: Mapped[str] = mapped_column(String(320))
+    ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    target: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHeadRow(Base):
+    """The chain's newest entry (one row): appends lock it, and verify checks the chain ends
+    where it says (so removing the newest entries is seen too)."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))
