@@ -35,7 +35,8 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show the agen
 TreeBudgetOpt = Annotated[str, typer.Option("--budget", help="USD for the whole agent tree.")]
 MaxDepthOpt = Annotated[int, typer.Option("--max-depth", help="Deepest level of summoned agents.")]
 MaxParallelOpt = Annotated[
-    int, typer.Option("--max-parallel", help="Children of one parent that run at the same time (1: one by one).")
+    int,
+    typer.Option("--max-parallel", help="Children of one parent that run at the same time (1: one by one)."),
 ]
 GatesOpt = Annotated[str, typer.Option("--gates", help="Quality gates: standard, strict or off.")]
 NoWebSearchOpt = Annotated[bool, typer.Option("--no-web-search", help="Disable the provider's web search.")]
