@@ -25,6 +25,7 @@ DEFAULT_KEEN_HOME = "~/.keen"
 # Extra `.env` files the person names, separated by os.pathsep; later files win.
 ENV_FILE_VAR = "KEEN_ENV_FILE"
 DEFAULT_COMMIT_MAX_FILE_BYTES = 50 * 1024 * 1024
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 # Names of the settings that are secrets: masked in `keen status`, scrubbed from commands.
 SECRET_ENV_VARS = (
@@ -82,11 +83,43 @@ class Settings(BaseSettings):
     keen_commit_max_file_bytes: int = Field(
         default=DEFAULT_COMMIT_MAX_FILE_BYTES, gt=0, alias="KEEN_COMMIT_MAX_FILE_BYTES"
     )
+    # The server: request bodies over this many bytes are refused (413) before they are read.
+    keen_max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0, alias="KEEN_MAX_BODY_BYTES")
+    # Rate limits in the `limits` notation (`N/period`, e.g. `1000/hour`, `20/15minutes`): every
+    # request per user (or per IP when anonymous), and the auth routes per IP.
+    keen_rate_limit: str = Field(default="1000/hour", alias="KEEN_RATE_LIMIT")
+    keen_rate_limit_auth: str = Field(default="20/15minutes", alias="KEEN_RATE_LIMIT_AUTH")
+    # Prefix of the rate-limit keys in Redis (several deployments may share one Redis).
+    keen_rate_limit_prefix: str = Field(default="keen", min_length=1, alias="KEEN_RATE_LIMIT_PREFIX")
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto `keen serve` believes (comma-separated, `*`).
+    keen_forwarded_allow_ips: str = Field(default="127.0.0.1", alias="KEEN_FORWARDED_ALLOW_IPS")
+
+    # Argon2id cost of password hashes (argon2-cffi's defaults, ≈ 0.5 s a hash here); a test suite
+    # lowers them. Hashes made with other parameters are redone at the next login.
+    keen_argon2_time_cost: int = Field(default=3, ge=1, alias="KEEN_ARGON2_TIME_COST")
+    keen_argon2_memory_kib: int = Field(default=65536, ge=8, alias="KEEN_ARGON2_MEMORY_KIB")
+    keen_argon2_parallelism: int = Field(default=4, ge=1, alias="KEEN_ARGON2_PARALLELISM")
+    # Lockout: this many failed logins of one account (of one IP) within the lockout time lock
+    # it for the lockout time.
+    keen_login_max_failures: int = Field(default=5, ge=1, alias="KEEN_LOGIN_MAX_FAILURES")
+    keen_login_max_failures_per_ip: int = Field(default=20, ge=1, alias="KEEN_LOGIN_MAX_FAILURES_PER_IP")
+    keen_login_lockout_seconds: int = Field(default=900, ge=1, alias="KEEN_LOGIN_LOCKOUT_SECONDS")
 
     @field_validator("keen_home", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("keen_rate_limit", "keen_rate_limit_auth", mode="after")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate limit like `1000/hour` or `20/15minutes`") from None
+        return value
 
     @field_validator("keen_credit_markup", mode="after")
     @classmethod

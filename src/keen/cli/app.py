@@ -22,7 +22,7 @@ app = typer.Typer(
 )
 sessions_app = typer.Typer(help="Inspect, follow, resume, replay and cancel sessions.", no_args_is_help=True)
 app.add_typer(sessions_app, name="sessions")
-db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
+db_app = typer.Typer(help="The database: migrations and their status.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
@@ -316,6 +316,25 @@ def db_upgrade() -> None:
     from keen.cli.commands.db import upgrade_command
 
     raise typer.Exit(upgrade_command())
+
+
+@db_app.command("status")
+def db_status(as_json: JsonOpt = False) -> None:
+    """Show the database's schema revision and this keen's (exit code 1 when it is behind)."""
+    from keen.cli.commands.db import status_command
+
+    raise typer.Exit(status_command(as_json=as_json))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port to listen on.")] = 8000,
+) -> None:
+    """Run the HTTP API server (refuses a database behind this keen: run `keen db upgrade`)."""
+    from keen.cli.commands.serve import serve_command
+
+    raise typer.Exit(serve_command(host=host, port=port))
 
 
 def main() -> None:

@@ -147,6 +147,10 @@ class Database:
     async def is_current(self) -> bool:
         return await self._current_revision() == HEAD_REVISION
 
+    async def current_revision(self) -> str | None:
+        """The schema's migration revision; None for a database keen has not initialised."""
+        return await self._current_revision()
+
     async def require_current(self) -> None:
         """Refuse a database whose schema is behind this keen (servers never migrate by themselves)."""
         revision = await self._current_revision()
@@ -205,7 +209,7 @@ async def set_acting_user(session: AsyncSession, user_id: str | None, is_admin: 
     `user_id` None with `is_admin` is keen itself (looking up a presented token, say).
     """
     session.info[_ACTING_USER] = Actor(user_id or "", is_admin)
-    if session.in_transaction():
+    if session.in_transaction() and session.get_bind().dialect.name == "postgresql":
         await session.execute(_SET_ACTING_USER, _acting_user_params(session.info[_ACTING_USER]))
 
 

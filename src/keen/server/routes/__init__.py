@@ -1,0 +1,9 @@
+"""The routers `create_app` includes, in order. A new group of routes is added here."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from keen.server.routes import health
+
+ROUTERS: list[APIRouter] = [health.router]
