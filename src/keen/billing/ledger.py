@@ -27,9 +27,9 @@ import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import CursorResult, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,20 +50,11 @@ from keen.billing.records import (
     SettingsChange,
     utcnow,
 )
+from keen.billing.tables import ACCOUNTS, ENTRIES, HOLDS, PAYMENTS
 from keen.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
 from keen.store.db import acting_user
-from keen.store.models import (
-    CreditAccountRow,
-    CreditHoldRow,
-    CreditTransactionRow,
-    PaymentRow,
-    UserRow,
-)
+from keen.store.models import UserRow
 
-ACCOUNTS = CreditAccountRow.__table__
-HOLDS = CreditHoldRow.__table__
-ENTRIES = CreditTransactionRow.__table__
-PAYMENTS = PaymentRow.__table__
 A, H, T, P = ACCOUNTS.c, HOLDS.c, ENTRIES.c, PAYMENTS.c
 ADMIN_ROLES = ("admin", "super_admin")
 MAX_KEY = 200
@@ -208,6 +199,12 @@ class Ledger:
             if ended is not None:
                 return ended
         raise ConflictError(f"the hold {key!r} kept changing while it was being released")
+
+    async def find_hold(self, user_id: str, key: str) -> Hold | None:
+        """The hold of `key` in whatever state it is, or None."""
+        self.require_access(user_id)
+        row = await self._hold_row(user_id, key)
+        return None if row is None else Hold.of(row)
 
     async def expire_stale(self, *, batch: int = 500) -> list[Hold]:
         """End every open hold whose expiry has passed (exactly once: a hold another sweep
@@ -404,8 +401,9 @@ class Ledger:
         dialect = self.session.get_bind().dialect.name
         return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
 
-    async def _execute(self, statement: Any) -> Any:
-        return await self.session.execute(statement)
+    async def _execute(self, statement: Any) -> CursorResult[Any]:
+        """Run a data-changing statement (its result says how many rows it changed)."""
+        return cast(CursorResult[Any], await self.session.execute(statement))
 
     async def _account_row(self, user_id: str) -> Any:
         """The account's row, opened first when the user has none: unlimited for an admin role."""
@@ -447,7 +445,7 @@ class Ledger:
     async def _reserve(self, user_id: str, amount: Decimal, day: str, month: str, now: datetime) -> bool:
         """The conditional UPDATE of a hold: reserves `amount` when it is available and within
         both limits, in one statement; False (nothing changed) when not, or no such account."""
-        result = await self.session.execute(
+        result = await self._execute(
             update(ACCOUNTS)
             .where(
                 A.user_id == user_id,
@@ -480,7 +478,7 @@ class Ledger:
     async def _claim(self, hold: Hold, status: str, now: datetime, charged: Decimal | None = None) -> bool:
         """Move the hold from the status it was read in to `status`; False when something else
         moved it first (the row lock makes exactly one of two racing claims win)."""
-        result = await self.session.execute(
+        result = await self._execute(
             update(HOLDS)
             .where(H.id == hold.id, H.status == hold.status)
             .values(status=status, ended_at=now, charged=charged)

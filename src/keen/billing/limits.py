@@ -16,10 +16,11 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, case, literal
 
+from keen.billing.tables import ACCOUNTS
 from keen.errors import InsufficientCredits
-from keen.store.models import CreditAccountRow, Credits
+from keen.store.models import Credits
 
-ACCOUNT = CreditAccountRow.__table__.c
+ACCOUNT = ACCOUNTS.c
 
 ZERO = Decimal(0)
 
