@@ -34,7 +34,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keen.billing import audit, limits
+from keen.billing import access, audit, limits
 from keen.billing.limits import credits
 from keen.billing.money import ZERO, charge_credits, exact, hold_credits, parse_credits, usd
 from keen.billing.payments import PaymentProvider
@@ -51,8 +51,7 @@ from keen.billing.records import (
     utcnow,
 )
 from keen.billing.tables import ACCOUNTS, ENTRIES, HOLDS, PAYMENTS
-from keen.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
-from keen.store.db import acting_user
+from keen.errors import ConflictError, InputError, NotFoundError
 from keen.store.models import UserRow
 
 A, H, T, P = ACCOUNTS.c, HOLDS.c, ENTRIES.c, PAYMENTS.c
@@ -385,17 +384,10 @@ class Ledger:
     # Internals ---------------------------------------------------------------------------
 
     def require_access(self, user_id: str) -> None:
-        """The session acts for `user_id` or as an admin (on PostgreSQL, RLS checks it again)."""
-        actor = acting_user(self.session)
-        if actor is None:
-            raise PermissionDeniedError("the ledger needs an acting user (set_acting_user)")
-        if not actor.is_admin and actor.user_id != user_id:
-            raise PermissionDeniedError("an account's credits are its owner's (or an admin's) to move")
+        access.require_access(self.session, user_id)
 
     def require_admin(self) -> None:
-        actor = acting_user(self.session)
-        if actor is None or not actor.is_admin:
-            raise PermissionDeniedError("only an admin may do this to credits")
+        access.require_admin(self.session)
 
     def _insert(self, table: Any) -> Any:
         dialect = self.session.get_bind().dialect.name
