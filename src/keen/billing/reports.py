@@ -165,11 +165,9 @@ async def platform_analytics(session: AsyncSession, period: Period) -> PlatformA
     provider_cost = await _sum(session, T.provider_cost, usage)
     payment_period = [P.created_at >= period.start] if period.start else []
     payment_period += [P.created_at < period.end] if period.end else []
-    payment_counts = dict(
+    payment_counts: dict[str, int] = dict(
         (
-            await session.execute(
-                select(P.status, func.count()).where(*payment_period).group_by(P.status)
-            )
+            await session.execute(select(P.status, func.count()).where(*payment_period).group_by(P.status))
         ).all()
     )
     day = day_of(session)
