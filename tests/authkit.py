@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -104,3 +104,27 @@ async def make_user(auth: Auth, email: str, role: str = "user", privileges: tupl
         return await create_user(session, auth.policy.passwords, new, actor="cli", origin=Origin())
 
     return await auth.unit(work)
+
+
+# Over HTTP (the app in-process or `keen serve`): the same steps through the API.
+API = "/api/v1/auth"
+# Settings for an app under test: cheap hashing, a fixed secret, auth limits out of the way.
+TEST_APP_ENV = {**CHEAP_ARGON2_ENV, "KEEN_SECRET_KEY": SECRET, "KEEN_RATE_LIMIT_AUTH": "1000/15minutes"}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def http_sign_up(client: Any, email: str, password: str = PASSWORD) -> dict[str, Any]:
+    """Register and log in; the login's JSON (tokens and the user)."""
+    registered = await client.post(f"{API}/register", json={"email": email, "password": password})
+    assert registered.status_code == 201, registered.text
+    return await http_login(client, email, password)
+
+
+async def http_login(client: Any, email: str, password: str = PASSWORD, **extra: Any) -> dict[str, Any]:
+    response = await client.post(f"{API}/login", json={"email": email, "password": password, **extra})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body

@@ -39,16 +39,17 @@ async def _users(db: Database) -> list[tuple[str, str]]:
 
 async def test_the_first_admin_is_created_once_from_the_settings(db: Database) -> None:
     configured = settings(KEEN_ADMIN_EMAIL="Root@Example.org", KEEN_ADMIN_PASSWORD=PASSWORD)
-    created = await ensure_first_admin(configured, db)
-    assert created is not None and (created.email, created.role) == ("root@example.org", "super_admin")
-    assert await ensure_first_admin(configured, db) is None
+    assert await ensure_first_admin(configured, db) is True
+    assert await _users(db) == [("root@example.org", "super_admin")]
+    assert await ensure_first_admin(configured, db) is True
     other = settings(KEEN_ADMIN_EMAIL="other@example.org", KEEN_ADMIN_PASSWORD=PASSWORD)
-    assert await ensure_first_admin(other, db) is None  # an admin exists: nothing more
+    assert await ensure_first_admin(other, db) is True  # an admin exists: nothing more
+    assert await ensure_first_admin(settings(), db) is True
     assert await _users(db) == [("root@example.org", "super_admin")]
 
 
 async def test_without_the_settings_no_admin_is_made(db: Database) -> None:
-    assert await ensure_first_admin(settings(), db) is None
+    assert await ensure_first_admin(settings(), db) is False
     assert await _users(db) == []
 
 

@@ -31,6 +31,10 @@ COMMANDS: dict[str, list[str]] = {
     "sessions replay": ["sessions", "replay", "abcd"],
     "sessions cancel": ["sessions", "cancel", "abcd"],
     "db upgrade": ["db", "upgrade"],
+    "db status": ["db", "status"],
+    "serve": ["serve", "--port", "8000"],
+    "admin create-user": ["admin", "create-user", "--email", "a@example.org", "--password-stdin"],
+    "admin audit": ["admin", "audit", "verify"],
 }
 
 
