@@ -129,6 +129,8 @@ class Ledger:
         """
         self.require_access(user_id)
         key = _checked_key(key)
+        if ttl is not None and ttl < timedelta(0):
+            raise InputError("a hold's time to live cannot be negative")
         amount = hold_credits(provider_cost, self.config.markup)
         found = await self._hold_row(user_id, key)
         if found is not None:
@@ -155,7 +157,7 @@ class Ledger:
             day_key=day,
             month_key=month,
             created_at=now,
-            expires_at=now + (ttl or self.config.hold_ttl),
+            expires_at=now + (self.config.hold_ttl if ttl is None else ttl),
         )
         values = {name: value for name, value in vars(hold).items() if name != "charged"}
         statement = (

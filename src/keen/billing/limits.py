@@ -16,13 +16,12 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, case, literal
 
+from keen.billing.money import ZERO
 from keen.billing.tables import ACCOUNTS
 from keen.errors import InsufficientCredits
 from keen.store.models import Credits
 
 ACCOUNT = ACCOUNTS.c
-
-ZERO = Decimal(0)
 
 
 class SpendingLimitReached(InsufficientCredits):
