@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -135,17 +135,6 @@ class Ledger:
         amount = hold_credits(provider_cost, self.config.markup)
         now = self.clock()
         day, month = limits.day_key(now), limits.month_key(now)
-        counted = {"p_user": user_id, "p_amount": amount, "p_day": day, "p_month": month, "p_now": now}
-        bypass = False
-        if not await self._changed(sql.RESERVE, counted):
-            found = await self._hold_row(user_id, key)  # asked again for a hold it has
-            if found is not None:
-                return Hold.of(found)
-            account = await self._account_row(user_id)
-            if account.unlimited:
-                bypass = True
-            elif not await self._changed(sql.RESERVE, counted):  # the account was just opened
-                raise limits.refusal(await self._account_row(user_id), amount, now)
         hold = Hold(
             id=uuid.uuid4().hex,
             key=key,
@@ -153,7 +142,7 @@ class Ledger:
             amount=amount,
             provider_cost=usd(provider_cost),
             status="open",
-            bypass=bypass,
+            bypass=False,
             session_id=session_id,
             model=model,
             day_key=day,
@@ -161,16 +150,25 @@ class Ledger:
             created_at=now,
             expires_at=now + (self.config.hold_ttl if ttl is None else ttl),
         )
+        # The hold's row first, the account's (contended) row lock last: it is then held only
+        # until the commit. A key held already (asked again, or by a concurrent request that
+        # committed while this one waited on the key) is answered with that hold.
         values = {name: value for name, value in vars(hold).items() if name != "charged"}
         if (await self.session.execute(sql.INSERT_HOLD[self._dialect()], values)).first() is None:
-            # The key is held already (asked again, or held meanwhile by a request that committed
-            # while this one waited for the account): give back this reservation, answer with it.
-            if not bypass:
-                await self.session.execute(sql.FREE, counted)
             existing = await self._hold_row(user_id, key)
             assert existing is not None
             return Hold.of(existing)
-        return hold
+        counted = {"p_user": user_id, "p_amount": amount, "p_day": day, "p_month": month, "p_now": now}
+        if await self._changed(sql.RESERVE, counted):
+            return hold
+        account = await self._account_row(user_id)
+        if account.unlimited:
+            await self.session.execute(update(HOLDS).where(H.id == hold.id).values(bypass=True))
+            return replace(hold, bypass=True)
+        if await self._changed(sql.RESERVE, counted):  # the account was just opened
+            return hold
+        await self.session.execute(delete(HOLDS).where(H.id == hold.id))
+        raise limits.refusal(await self._account_row(user_id), amount, now)
 
     async def charge(
         self, user_id: str, key: str, provider_cost: Decimal, *, model: str | None = None
