@@ -5,7 +5,8 @@ applies as on a server).
 Each holder is an asyncio task making `--cycles` model calls: a hold of the call's worst case,
 then a charge of its actual cost (a unit of work each, as a metered run makes them). The holders
 are spread over `--processes` processes (separate connections; on SQLite, separate write locks)
-started together. The account is funded for about 70% of what they would spend, so the last
+started together; in each process they share its pool of 15 connections, waiting their turn for
+one in order. The account is funded for about 70% of what they would spend, so the last
 holds race for the last credits and are refused.
 
 Figures per database and N: holds+charges per second (wall time of the whole run), the
@@ -39,6 +40,7 @@ PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 WORST = Decimal("0.01")  # USD: 0.05 credits held per call with the default markup
 ACTUAL = Decimal("0.008")  # USD: 0.04 credits charged
 FUNDED_FRACTION = Decimal("0.7")
+POOL = 15  # SQLAlchemy's default pool: 5 connections and 10 more on demand
 
 
 def _settings() -> Any:
@@ -48,7 +50,9 @@ def _settings() -> Any:
     return Settings(KEEN_CREDIT_DAILY_LIMIT="1000000", KEEN_CREDIT_MONTHLY_LIMIT="1000000")
 
 
-async def _holder(db: Any, config: Any, user_id: str, name: str, cycles: int) -> tuple[list[float], int]:
+async def _holder(
+    db: Any, config: Any, user_id: str, name: str, cycles: int, connections: asyncio.Semaphore
+) -> tuple[list[float], int]:
     from keen.billing import Ledger
     from keen.errors import InsufficientCredits
     from keen.store.db import set_acting_user
@@ -59,13 +63,13 @@ async def _holder(db: Any, config: Any, user_id: str, name: str, cycles: int) ->
         key = f"{name}-{n}"
         started = time.perf_counter()
         try:
-            async with db.transaction() as session:
+            async with connections, db.transaction() as session:
                 await set_acting_user(session, user_id, False)
                 await Ledger(session, config).hold(user_id, WORST, key=key)
         except InsufficientCredits:
             refused += 1
             continue
-        async with db.transaction() as session:
+        async with connections, db.transaction() as session:
             await set_acting_user(session, user_id, False)
             await Ledger(session, config).charge(user_id, key, ACTUAL)
         latencies.append(time.perf_counter() - started)
@@ -79,9 +83,12 @@ async def _worker(url: str, user_id: str, holders: int, cycles: int, prefix: str
     db = Database(url)
     config = LedgerConfig.from_settings(_settings())
     try:
+        # A process has a pool of POOL connections: its other holders wait their turn in order
+        # (as requests of a server queue for its pool), not on the pool's 30 s checkout timeout.
+        connections = asyncio.Semaphore(POOL)
         await asyncio.sleep(max(start_at - time.time(), 0))
         results = await asyncio.gather(
-            *(_holder(db, config, user_id, f"{prefix}-{i}", cycles) for i in range(holders))
+            *(_holder(db, config, user_id, f"{prefix}-{i}", cycles, connections) for i in range(holders))
         )
     finally:
         await db.dispose()
