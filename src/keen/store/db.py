@@ -23,7 +23,7 @@ T = TypeVar("T")
 E = TypeVar("E", bound=BaseException)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration; a test checks it matches Alembic's head so this cannot drift.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 
 def async_url(url: str) -> str:
@@ -219,7 +219,18 @@ def acting_user(session: AsyncSession) -> Actor | None:
     return actor if isinstance(actor, Actor) else None
 
 
-TENANT_TABLES = ("sessions", "session_events", "auth_tokens", "recovery_codes", "audit_logs")
+TENANT_TABLES = (
+    "sessions",
+    "session_events",
+    "auth_tokens",
+    "recovery_codes",
+    "audit_logs",
+    "credit_accounts",
+    "credit_holds",
+    "payments",
+    "credit_transactions",
+    "idempotency_keys",
+)
 _ROLE_FACTS = text(
     "SELECT current_user, r.rolsuper, r.rolbypassrls, "
     "(SELECT count(*) FROM pg_class c WHERE c.relname = ANY(:tables) AND c.relkind = 'r' "

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from keen.server.routes import admin, auth, health
+from keen.server.routes import admin, admin_credits, auth, credits, health
 
-ROUTERS: list[APIRouter] = [health.router, auth.router, admin.router]
+ROUTERS: list[APIRouter] = [health.router, auth.router, admin.router, credits.router, admin_credits.router]
