@@ -20,7 +20,18 @@ FORBIDDEN: dict[str, set[str]] = {
     "runner": {"cli", "server"},
 }
 for base in BASE:
-    FORBIDDEN[base] = {"agent", "tools", "store", "cli", "server", "runner", "llm", "validation", "events", *SDKS}
+    FORBIDDEN[base] = {
+        "agent",
+        "tools",
+        "store",
+        "cli",
+        "server",
+        "runner",
+        "llm",
+        "validation",
+        "events",
+        *SDKS,
+    }
 
 
 def _imports(path: Path) -> set[str]:

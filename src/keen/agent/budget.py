@@ -9,7 +9,7 @@ cost is charged and the hold released. Server modes plug a credit-ledger meter i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Protocol
@@ -170,3 +170,13 @@ class BudgetMeter:
         if not hold.settled:
             hold.settled = True
             self._budget.release(hold.amount)
+
+
+def budget_meter(budget: Decimal) -> Meter:
+    """Local mode's meter: the budget in USD, no credits."""
+    return BudgetMeter(Budget(limit=budget))
+
+
+# The root's meter for a run (or a conversation) with this USD budget; every agent of its tree
+# gets its meter from this one.
+MeterFactory = Callable[[Decimal], Meter]

@@ -32,7 +32,7 @@ from keen.agent.vision import MAX_VISION_CHARS
 from keen.errors import InputError, KeenError, ModelCallError
 from keen.events import types as ev
 from keen.events.sink import EventSink
-from keen.events.types import Event, SessionRef
+from keen.events.types import CONVERSATION_BRANCH, Event, SessionRef
 from keen.llm.base import (
     Message,
     Model,
@@ -48,7 +48,6 @@ from keen.tools.context import SummonRequest, ToolContext, TreeView
 from keen.tools.registry import ToolError, ToolResult
 from keen.tools.workspace import Workspace
 
-AGENT_KEY = "converse"  # the conversation agent's list in a scripted model
 MAX_TOOL_ROUNDS = 10
 REPLY_MAX_TOKENS = 16_000  # a chat reply needs far less than the model's limit; keeps holds small
 VISION_MAX_TOKENS = 8_000
@@ -87,7 +86,7 @@ class Exchange:
 class ConversationAgent:
     """A read-only chat agent whose session is an event log like any other."""
 
-    branch_name = AGENT_KEY
+    branch_name = CONVERSATION_BRANCH
     depth = 0
     max_parallel = 0  # it cannot summon
 
@@ -104,7 +103,7 @@ class ConversationAgent:
         session_id: str,
     ) -> None:
         self.workspace = Workspace(workspace)
-        self.model = model.for_agent(AGENT_KEY)
+        self.model = model.for_agent(CONVERSATION_BRANCH)
         self.model_name = model.name
         self.sink = sink
         self.meter = meter

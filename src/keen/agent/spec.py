@@ -17,11 +17,11 @@ from keen.agent.phases import Phase
 from keen.events.sink import EventSink
 from keen.events.types import ROOT_BRANCH, SessionRef
 from keen.gitrepo import FileChanges
-from keen.llm.base import Model
-from keen.tools.registry import ToolRegistry
 
 if TYPE_CHECKING:
     from keen.agent.tree import Tree
+    from keen.llm.base import Model
+    from keen.tools.registry import ToolRegistry
     from keen.tools.sandbox import Sandbox
 
 __all__ = ["DEFAULT_MAX_PARALLEL", "ROOT_BRANCH", "AgentDeps", "AgentResult", "AgentSpec"]

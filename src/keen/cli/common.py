@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import IO, Any, TypeVar
 
 from rich.console import Console
+from rich.text import Text
 
 from keen.errors import KeenError
 
@@ -22,6 +23,8 @@ EXIT_PIPE = 128 + signal.SIGPIPE  # 141, as `git log | head` ends when its reade
 # Output that is not a terminal (a pipe, a file) is not wrapped at 80 columns: lines are as
 # long as their content, up to this, unless COLUMNS says otherwise.
 PIPE_WIDTH = 4096
+# Lines rendered per call when many are printed at once (a call costs far more than a line).
+LINES_PER_RENDER = 200
 
 
 class OutputClosed(Exception):
@@ -47,6 +50,29 @@ class KeenConsole(Console):
                 self.on_closed()
                 return
         raise OutputClosed
+
+
+def print_lines(console: Console, lines: Iterable[Text]) -> None:
+    """Many one-line texts (a session's log) at once, never wrapped: plain text when the output
+    is not a terminal, else rendered a few hundred per call; printing them one by one costs Rich
+    ten times as much."""
+    if console.quiet:
+        return
+    if not console.is_terminal:
+        try:
+            console.file.write("".join(f"{line.plain}\n" for line in lines))
+            console.file.flush()
+        except BrokenPipeError:
+            console.on_broken_pipe()
+        return
+    batch: list[Text] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) == LINES_PER_RENDER:
+            console.print(Text("\n").join(batch), soft_wrap=True)
+            batch.clear()
+    if batch:
+        console.print(Text("\n").join(batch), soft_wrap=True)
 
 
 def discard(stream: IO[str]) -> None:
@@ -120,7 +146,22 @@ def load_settings() -> Any:
 
 
 def print_json(data: Any) -> None:
-    import json
+    """One indented JSON document on stdout. orjson indents fifty times faster than the json
+    module (whose C encoder does not indent); anything it cannot encode, and every value it would
+    encode differently (datetimes, dataclasses, subclasses), gets the json module's `str()`."""
+    import orjson
 
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    options = (
+        orjson.OPT_INDENT_2
+        | orjson.OPT_PASSTHROUGH_DATETIME
+        | orjson.OPT_PASSTHROUGH_DATACLASS
+        | orjson.OPT_PASSTHROUGH_SUBCLASS
+    )
+    try:
+        text = orjson.dumps(data, default=str, option=options).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        import json
+
+        text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from keen.cli.common import print_lines
 from keen.events import types as ev
 from keen.events.bus import Item, LiveDelta
 from keen.events.projections import Node, TreeProjection
@@ -182,7 +183,7 @@ class SessionView:
                 self.stream = (self.stream + item.text)[-400:]
             return
         self.tree.apply(item)
-        branches = {sid: n.branch for sid, n in self.tree.nodes.items()}
+        branches = self.tree.branches()
         lines = [event_line(item, branches)]
         if item.type == ev.MODEL_RESPONDED:
             self.stream = ""
@@ -191,8 +192,7 @@ class SessionView:
         if item.type == ev.SESSION_CREATED and item.data.get("workspace_note"):
             lines.append(Text(f"      note: {item.data['workspace_note']}", style="yellow"))
         if self._live is None:
-            for line in lines:
-                self.console.print(line, soft_wrap=True)
+            print_lines(self.console, lines)
         else:
             self.lines.extend(lines)
             self._live.update(self.render())

@@ -69,6 +69,10 @@ class TreeProjection:
         self.root_id: str | None = None
         self.last_seq = 0
 
+    def branches(self) -> dict[str, str]:
+        """Each agent's tree name (`main`, `summon-A`, …) by its session id."""
+        return {sid: node.branch for sid, node in self.nodes.items()}
+
     def apply(self, event: Event) -> None:
         self.last_seq = max(self.last_seq, event.seq)
         d = event.data

@@ -66,6 +66,7 @@ EVENT_TYPES = frozenset(
 )
 
 ROOT_BRANCH = "main"  # the tree name of every root agent (its children are summon-A, …)
+CONVERSATION_BRANCH = "converse"  # the conversation agent's tree name (and its scripted list)
 
 # Final statuses of a session (SPEC 3.1).
 TERMINAL_STATUSES = frozenset(

@@ -91,11 +91,28 @@ class Script(BaseModel):
 
 
 def load_script(path: Path) -> Script:
-    """Parse and validate a script file; every problem is a `ConfigError` naming the file."""
+    """Parse and validate a script file; every problem is a `ConfigError` naming the file.
+
+    A script is checked before a run starts and played by the run: the same unchanged file is
+    parsed once per process (a long script takes a noticeable time to validate)."""
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read script {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    key = (str(path.resolve()), text)
+    cached = _parsed.get(key)
+    if cached is None:
+        if len(_parsed) >= PARSED_KEPT:
+            _parsed.clear()
+        cached = _parsed[key] = _parse_script(path, text)
+    return cached
+
+
+PARSED_KEPT = 8
+_parsed: dict[tuple[str, str], Script] = {}  # scripts parsed in this process, by file and content
+
+
+def _parse_script(path: Path, text: str) -> Script:
     try:
         if path.suffix in {".yaml", ".yml"}:
             import yaml

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 
-from keen.agent.budget import Budget, BudgetMeter, IterationPool, Meter
+from keen.agent.budget import IterationPool, MeterFactory
 from keen.agent.loop import Agent
 from keen.agent.spec import AgentDeps, AgentResult, AgentSpec
 from keen.agent.tree import ChildSessions, Tree
@@ -31,9 +30,6 @@ from keen.runner.options import RunOptions, completion_gate
 from keen.store.repo import SessionRepository
 from keen.tools.sandbox import Mode, SandboxPolicy, remove_home, session_sandbox
 
-# The root's meter for a run (or a conversation) with this USD budget; every agent of its tree
-# gets its meter from this one.
-MeterFactory = Callable[[Decimal], Meter]
 CANCEL_POLL_SECONDS = 0.25  # how soon a cancel request from another process is seen
 HEARTBEAT_SECONDS = 2.0
 
@@ -113,11 +109,6 @@ class LocalRunner:
             if cancel:
                 agent.cancel()
                 return
-
-    @staticmethod
-    def budget_meter(budget: Decimal) -> Meter:
-        """Local mode's meter: the budget, no credits."""
-        return BudgetMeter(Budget(limit=budget))
 
     def _deps(self, options: RunOptions, model: Model, short_id: str) -> AgentDeps:
         from keen.tools import agent_tools

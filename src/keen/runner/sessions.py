@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from keen.agent.conversation import AGENT_KEY as CONVERSATION_KEY
+from keen.agent.budget import MeterFactory, budget_meter
 from keen.agent.phases import Phase
 from keen.agent.spec import ROOT_BRANCH, AgentResult, AgentSpec
 from keen.config import Settings
@@ -26,7 +26,6 @@ from keen.events.sink import RecordingSink
 from keen.events.types import Event
 from keen.gitrepo import GitRepo, ensure_repository
 from keen.runner.lease import LEASE, lease_alive
-from keen.runner.local import LocalRunner, MeterFactory
 from keen.runner.options import RunOptions
 from keen.runner.worktree_lock import WorktreeLock
 from keen.store import Database, SessionRepository, SqlEventStore
@@ -78,7 +77,7 @@ def conversation_created(
             "max_tool_rounds": max_tool_rounds,
             "workspace": str(workspace),
         },
-        "branch": CONVERSATION_KEY,
+        "branch": ev.CONVERSATION_BRANCH,
         "git_branch": None,
         "specialization": None,
         "depth": 0,
@@ -222,9 +221,10 @@ class SessionService:
         self.mode = mode
         self.bus: Bus = bus or EventBus()
         # Server modes plug a credit meter in here; local mode measures against the budget.
-        self.meter_for: MeterFactory = meter_for or LocalRunner.budget_meter
+        self.meter_for: MeterFactory = meter_for or budget_meter
         self.db: Database | None = None
         self._locks: dict[str, WorktreeLock] = {}  # work trees of created sessions not yet run
+        self._last_read: tuple[str | None, list[Event]] = (None, [])
 
     async def open(self) -> SessionService:
         if self.db is None:
@@ -279,7 +279,14 @@ class SessionService:
         return await self.repo.recent(limit=limit, status=status)
 
     async def events(self, root_id: str, *, after_seq: int = 0) -> list[Event]:
-        return await self.events_store.events(root_id, after_seq=after_seq)
+        """A root's log after `after_seq`. The log is append-only, so the last root read whole is
+        kept and read again only past its end (a resume reads what the view just read)."""
+        if after_seq:
+            return await self.events_store.events(root_id, after_seq=after_seq)
+        known = self._last_read[1] if self._last_read[0] == root_id else []
+        known = known + await self.events_store.events(root_id, after_seq=known[-1].seq if known else 0)
+        self._last_read = (root_id, known)
+        return list(known)
 
     async def tree(self, root_id: str, events: list[Event] | None = None) -> TreeProjection:
         """The agent tree from the log (`events`, when already read); when no process runs the
@@ -393,9 +400,11 @@ class SessionService:
             lock.release()
 
     async def _run(self, root: SessionRow, *, resume: bool) -> AgentResult:
-        events = await self._writer.events(root.id)
+        events = await self.events(root.id)
         created = next(e.data for e in events if e.type == ev.SESSION_CREATED and e.session_id == root.id)
         spec = spec_from_created(root.id, None, created)
+        from keen.runner.local import LocalRunner
+
         runner = LocalRunner(
             self.settings,
             self.sink,

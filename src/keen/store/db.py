@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -50,7 +51,8 @@ class Database:
             self.is_sqlite = make_url(self.url).get_backend_name() == "sqlite"
         except Exception as exc:  # sqlalchemy raises ArgumentError and others for bad URLs
             raise ConfigError(f"KEEN_DATABASE_URL is not a valid database URL: {exc}") from exc
-        kwargs: dict[str, Any] = {}
+        # Reading a long session decodes one JSON document per event: orjson does it 3x faster.
+        kwargs: dict[str, Any] = {"json_deserializer": orjson.loads}
         if self.is_sqlite:
             database = make_url(self.url).database
             if database and database != ":memory:":
@@ -67,8 +69,12 @@ class Database:
             # no wait for the write lock (a WAL commit takes tens of microseconds, far less than
             # a hop to a worker thread), and only when another connection holds the lock, in a
             # worker thread that waits for it. aiosqlite would hop once per statement.
-            self._sqlite_inline = create_engine(sync_url(url), connect_args={"timeout": 0})
-            self._sqlite_writer = create_engine(sync_url(url), connect_args={"timeout": 30})
+            self._sqlite_inline = create_engine(
+                sync_url(url), connect_args={"timeout": 0}, json_deserializer=orjson.loads
+            )
+            self._sqlite_writer = create_engine(
+                sync_url(url), connect_args={"timeout": 30}, json_deserializer=orjson.loads
+            )
             for engine in (self._sqlite_inline, self._sqlite_writer):
                 event.listen(engine, "connect", _sqlite_writer_connect)
                 event.listen(engine, "begin", _begin_immediate)

@@ -11,7 +11,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from keen.cli.common import EXIT_OK, guarded, print_json, settings_or_fail, stdout_console
+from keen.cli.common import EXIT_OK, guarded, print_json, print_lines, settings_or_fail, stdout_console
 from keen.errors import InputError
 
 FOLLOW_POLL_SECONDS = 0.25
@@ -90,9 +90,8 @@ def show_command(session_id: str, *, tree: bool, events: bool, as_json: bool) ->
         if tree:
             console.print(tree_renderable(projection))
         if events:
-            branches = {sid: n.branch for sid, n in projection.nodes.items()}
-            for event in own:
-                console.print(event_line(event, branches))
+            branches = projection.branches()
+            print_lines(console, [event_line(event, branches) for event in own])
         return EXIT_OK
 
     return guarded(body)
@@ -111,14 +110,16 @@ def logs_command(session_id: str, *, follow: bool) -> int:
             after = 0
             while True:
                 batch = await service.events(row.root_id, after_seq=after)
+                lines, finished = [], False
                 for event in batch:
                     projection.apply(event)
-                    branches = {sid: n.branch for sid, n in projection.nodes.items()}
-                    console.print(event_line(event, branches))
+                    lines.append(event_line(event, projection.branches()))
                     after = event.seq
                     if event.type == ev.SESSION_FINISHED and event.parent_session_id is None:
-                        return
-                if not follow:
+                        finished = True
+                        break
+                print_lines(console, lines)
+                if finished or not follow:
                     return
                 await asyncio.sleep(FOLLOW_POLL_SECONDS)
 
