@@ -31,6 +31,8 @@ COMMANDS: dict[str, list[str]] = {
     "sessions replay": ["sessions", "replay", "abcd"],
     "sessions cancel": ["sessions", "cancel", "abcd"],
     "db upgrade": ["db", "upgrade"],
+    "db status": ["db", "status"],
+    "serve": ["serve", "--port", "8000"],
 }
 
 
