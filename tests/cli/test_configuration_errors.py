@@ -33,6 +33,8 @@ COMMANDS: dict[str, list[str]] = {
     "db upgrade": ["db", "upgrade"],
     "db status": ["db", "status"],
     "serve": ["serve", "--port", "8000"],
+    "admin create-user": ["admin", "create-user", "--email", "a@example.org", "--password-stdin"],
+    "admin audit": ["admin", "audit", "verify"],
 }
 
 

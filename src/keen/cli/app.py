@@ -24,6 +24,10 @@ sessions_app = typer.Typer(help="Inspect, follow, resume, replay and cancel sess
 app.add_typer(sessions_app, name="sessions")
 db_app = typer.Typer(help="The database: migrations and their status.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+admin_app = typer.Typer(help="Server administration: accounts and the audit log.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+admin_app.add_typer(audit_app, name="audit")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 DirOpt = Annotated[Path | None, typer.Option("--dir", "-d", help="Workspace directory (default: current).")]
@@ -335,6 +339,44 @@ def serve(
     from keen.cli.commands.serve import serve_command
 
     raise typer.Exit(serve_command(host=host, port=port))
+
+
+@admin_app.command("create-user")
+def admin_create_user(
+    email: Annotated[str, typer.Option("--email", help="The account's email (how it signs in).")],
+    admin: Annotated[
+        bool, typer.Option("--admin", help="A super admin: every admin privilege (the first admin).")
+    ] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin instead of prompting.")
+    ] = False,
+    username: Annotated[str | None, typer.Option("--username", help="Default: from the email.")] = None,
+    display_name: Annotated[
+        str | None, typer.Option("--display-name", help="Default: from the email.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an account in the configured database (the password is asked for, never a default)."""
+    from keen.cli.commands.admin import create_user_command
+
+    raise typer.Exit(
+        create_user_command(
+            email=email,
+            admin=admin,
+            password_stdin=password_stdin,
+            username=username,
+            display_name=display_name,
+            as_json=as_json,
+        )
+    )
+
+
+@audit_app.command("verify")
+def admin_audit_verify(as_json: JsonOpt = False) -> None:
+    """Recompute the audit chain; exit code 1 naming the first entry edited, removed or reordered."""
+    from keen.cli.commands.admin import audit_verify_command
+
+    raise typer.Exit(audit_verify_command(as_json=as_json))
 
 
 def main() -> None:

@@ -1,0 +1,161 @@
+"""`keen admin create-user` (password from stdin, or asked twice without echo on a terminal) and
+`keen admin audit verify` (exit 0 when intact, 1 naming the first bad entry)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import select
+import sqlite3
+import subprocess
+import termios
+import time
+from pathlib import Path
+
+from authkit import CHEAP_ARGON2_ENV, PASSWORD
+from helpers import KEEN_BIN, run_keen
+
+ENV = {**CHEAP_ARGON2_ENV}
+
+
+def _users(home: Path) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(home / "keen.db") as conn:
+        return conn.execute("SELECT email, username, role FROM users ORDER BY created_at").fetchall()
+
+
+def test_create_user_with_the_password_on_stdin(tmp_path: Path, keen_home: Path) -> None:
+    made = run_keen(
+        "admin", "create-user", "--email", "Root@Example.org", "--admin", "--password-stdin", "--json",
+        cwd=tmp_path, env=ENV, input=PASSWORD + "\n",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["role"] == "super_admin"
+    plain = run_keen(
+        "admin",
+        "create-user",
+        "--email",
+        "ada@example.org",
+        "--password-stdin",
+        cwd=tmp_path,
+        env=ENV,
+        input=PASSWORD,
+    )
+    assert plain.returncode == 0 and plain.stdout.startswith("created user ada@example.org (username ada")
+    assert _users(keen_home) == [
+        ("root@example.org", "root", "super_admin"),
+        ("ada@example.org", "ada", "user"),
+    ]
+    with sqlite3.connect(keen_home / "keen.db") as conn:
+        stored = conn.execute("SELECT password_hash FROM users").fetchall()
+    assert all(h.startswith("$argon2id$") and PASSWORD not in h for (h,) in stored)
+
+
+def test_create_user_refuses_a_weak_password_a_taken_email_and_no_terminal(
+    tmp_path: Path, keen_home: Path
+) -> None:
+    weak = run_keen(
+        "admin",
+        "create-user",
+        "--email",
+        "a@example.org",
+        "--password-stdin",
+        cwd=tmp_path,
+        env=ENV,
+        input="weak",
+    )
+    assert weak.returncode == 2 and "the password needs at least 8 characters" in weak.stderr
+    run_keen(
+        "admin",
+        "create-user",
+        "--email",
+        "a@example.org",
+        "--password-stdin",
+        cwd=tmp_path,
+        env=ENV,
+        input=PASSWORD,
+    )
+    taken = run_keen(
+        "admin",
+        "create-user",
+        "--email",
+        "A@example.org",
+        "--password-stdin",
+        cwd=tmp_path,
+        env=ENV,
+        input=PASSWORD,
+    )
+    assert taken.returncode == 2 and "an account with this email exists" in taken.stderr
+    no_tty = run_keen("admin", "create-user", "--email", "b@example.org", cwd=tmp_path, env=ENV, input="")
+    assert no_tty.returncode == 2 and "--password-stdin" in no_tty.stderr
+    assert [u[0] for u in _users(keen_home)] == ["a@example.org"]
+
+
+def test_create_user_asks_twice_without_echo_on_a_terminal(tmp_path: Path, keen_home: Path) -> None:
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [str(KEEN_BIN), "admin", "create-user", "--email", "tty@example.org"],
+        stdin=slave, stdout=slave, stderr=slave, cwd=tmp_path,
+        env={**os.environ, **ENV, "NO_COLOR": "1"}, start_new_session=True,
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),  # the pty is its terminal
+    )  # fmt: skip
+    os.close(slave)
+    seen = b""
+    try:
+        for prompt in (b"Password:", b"Repeat for confirmation:"):
+            seen = _read_until(master, prompt, seen)
+            _wait_for_no_echo(master)
+            os.write(master, PASSWORD.encode() + b"\n")
+        seen = _read_until(master, b"created user", seen)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(master)
+    assert PASSWORD.encode() not in seen  # never echoed
+    assert [u[0] for u in _users(keen_home)] == ["tty@example.org"]
+
+
+def _wait_for_no_echo(fd: int, timeout: float = 30) -> None:
+    """The prompt is written before echo is turned off: type only once it is."""
+    deadline = time.monotonic() + timeout
+    while termios.tcgetattr(fd)[3] & termios.ECHO:
+        assert time.monotonic() < deadline, "echo was never turned off"
+        time.sleep(0.01)
+
+
+def _read_until(fd: int, wanted: bytes, seen: bytes, timeout: float = 60) -> bytes:
+    deadline = time.monotonic() + timeout
+    while wanted not in seen:
+        assert time.monotonic() < deadline, seen
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                seen += os.read(fd, 4096)
+            except OSError:  # the other end closed
+                break
+    assert wanted in seen, seen
+    return seen
+
+
+def test_audit_verify_says_intact_then_names_the_edited_entry(tmp_path: Path, keen_home: Path) -> None:
+    for n in range(3):
+        run_keen(
+            "admin",
+            "create-user",
+            "--email",
+            f"u{n}@example.org",
+            "--password-stdin",
+            cwd=tmp_path,
+            env=ENV,
+            input=PASSWORD,
+        )
+    intact = run_keen("admin", "audit", "verify", cwd=tmp_path, env=ENV)
+    assert (intact.returncode, intact.stdout.strip()) == (0, "chain intact (3 entries)")
+    with sqlite3.connect(keen_home / "keen.db") as conn:
+        conn.execute('UPDATE audit_logs SET details = \'{"email": "someone@else.org"}\' WHERE seq = 2')
+    broken = run_keen("admin", "audit", "verify", cwd=tmp_path, env=ENV)
+    assert broken.returncode == 1 and broken.stdout.startswith("chain broken at entry 2:"), broken.stdout
+    as_json = json.loads(run_keen("admin", "audit", "verify", "--json", cwd=tmp_path, env=ENV).stdout)
+    assert as_json == {"intact": False, "entries": 1, "first_bad": 2}
