@@ -51,6 +51,19 @@ class Settings(BaseSettings):
     keen_database_url: SecretStr | None = Field(default=None, alias="KEEN_DATABASE_URL")
     keen_secret_key: SecretStr | None = Field(default=None, alias="KEEN_SECRET_KEY")
     keen_credit_markup: Decimal = Field(default=Decimal("5.0"), alias="KEEN_CREDIT_MARKUP")
+    # A new credit account's spending limits (credits charged and held per UTC day / month) and
+    # auto-recharge settings (off until its owner turns it on); holds expire after the ttl.
+    keen_credit_daily_limit: Decimal = Field(default=Decimal(100), alias="KEEN_CREDIT_DAILY_LIMIT")
+    keen_credit_monthly_limit: Decimal = Field(default=Decimal(1000), alias="KEEN_CREDIT_MONTHLY_LIMIT")
+    keen_auto_recharge_threshold: Decimal = Field(default=Decimal(10), alias="KEEN_AUTO_RECHARGE_THRESHOLD")
+    keen_auto_recharge_amount: Decimal = Field(default=Decimal(50), alias="KEEN_AUTO_RECHARGE_AMOUNT")
+    keen_auto_recharge_monthly_cap: Decimal = Field(
+        default=Decimal(500), alias="KEEN_AUTO_RECHARGE_MONTHLY_CAP"
+    )
+    keen_credit_hold_ttl_seconds: int = Field(default=900, gt=0, alias="KEEN_CREDIT_HOLD_TTL_SECONDS")
+    # How often the server expires stale holds (seconds); `keen admin sweep-holds` does it at once.
+    keen_hold_sweep_interval_seconds: int = Field(default=60, gt=0, alias="KEEN_HOLD_SWEEP_INTERVAL_SECONDS")
+    keen_payment_provider: Literal["test"] = Field(default="test", alias="KEEN_PAYMENT_PROVIDER")
     keen_server: str | None = Field(default=None, alias="KEEN_SERVER")
     keen_admin_email: str | None = Field(default=None, alias="KEEN_ADMIN_EMAIL")
     keen_admin_password: SecretStr | None = Field(default=None, alias="KEEN_ADMIN_PASSWORD")
@@ -113,6 +126,20 @@ class Settings(BaseSettings):
     def _positive_markup(cls, value: Decimal) -> Decimal:
         if value <= 0:
             raise ValueError("KEEN_CREDIT_MARKUP must be greater than 0")
+        return value
+
+    @field_validator(
+        "keen_credit_daily_limit",
+        "keen_credit_monthly_limit",
+        "keen_auto_recharge_threshold",
+        "keen_auto_recharge_amount",
+        "keen_auto_recharge_monthly_cap",
+        mode="after",
+    )
+    @classmethod
+    def _positive_credits(cls, value: Decimal) -> Decimal:
+        if not value.is_finite() or value <= 0 or value != value.quantize(Decimal("0.000001")):
+            raise ValueError("must be a positive amount of credits with at most 6 decimal places")
         return value
 
     @property

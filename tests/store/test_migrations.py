@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, inspect
 from keen.store.db import HEAD_REVISION, alembic_config, sync_url
 
 ACCOUNT_TABLES = {"users", "recovery_codes", "auth_tokens", "login_throttles", "audit_logs", "audit_head"}
+BILLING_TABLES = {"credit_accounts", "credit_holds", "credit_transactions", "payments", "idempotency_keys"}
 
 
 def _tables(url: str) -> set[str]:
@@ -24,12 +25,12 @@ def _tables(url: str) -> set[str]:
 def _up_down_up(url: str) -> None:
     cfg = alembic_config(url)
     command.upgrade(cfg, "head")
-    assert _tables(url) >= ACCOUNT_TABLES
+    assert _tables(url) >= ACCOUNT_TABLES | BILLING_TABLES
     for _ in range(int(HEAD_REVISION)):  # one step at a time, down to nothing
         command.downgrade(cfg, "-1")
     assert _tables(url) <= {"alembic_version"}
     command.upgrade(cfg, "head")
-    assert {"sessions", "session_events", *ACCOUNT_TABLES} <= _tables(url)
+    assert {"sessions", "session_events", *ACCOUNT_TABLES, *BILLING_TABLES} <= _tables(url)
 
 
 def test_upgrade_downgrade_upgrade_on_sqlite(tmp_path: Path) -> None:

@@ -14,7 +14,20 @@ from keen.store import Database
 from keen.store.db import run_migrations, set_acting_user
 from pgdb import app_login_role
 
-TENANT_TABLES = ("sessions", "session_events", "auth_tokens", "recovery_codes", "audit_logs")
+TENANT_TABLES = (
+    "sessions",
+    "session_events",
+    "auth_tokens",
+    "recovery_codes",
+    "audit_logs",
+    "credit_accounts",
+    "credit_holds",
+    "payments",
+    "credit_transactions",
+    "idempotency_keys",
+)
+# Tables the app role may only read and append to.
+APPEND_ONLY = ("audit_logs", "credit_transactions")
 A, B = "a" * 32, "b" * 32
 NOW = "2026-12-10T12:00:00+00:00"
 
@@ -32,6 +45,18 @@ def _row_sql(table: str, user: str, n: int) -> str:
         "recovery_codes": f"INSERT INTO recovery_codes (id, user_id, code_hash, created_at) VALUES ('{key}', '{user}', '{key}', '{NOW}')",
         "audit_logs": f"INSERT INTO audit_logs (seq, ts, action, risk, user_id, actor, details, prev_hash, hash) "
         f"VALUES ({n + (100 if user == B else 0)}, '{NOW}', 'x', 'low', '{user}', 'a', '{{}}', 'p', 'h')",
+        # One account per user (its key): RLS refuses a row for another user before the key is checked.
+        "credit_accounts": "INSERT INTO credit_accounts (user_id, daily_limit, monthly_limit, auto_recharge_threshold, "
+        f"auto_recharge_amount, auto_recharge_monthly_cap, created_at, updated_at) VALUES ('{user}', 100, 1000, 10, 50, 500, "
+        f"'{NOW}', '{NOW}')",
+        "credit_holds": "INSERT INTO credit_holds (id, user_id, key, amount, provider_cost, day_key, month_key, created_at, "
+        f"expires_at) VALUES ('{key}', '{user}', '{key}', 1, 0.2, '2026-12-10', '2026-12', '{NOW}', '{NOW}')",
+        "payments": "INSERT INTO payments (id, user_id, provider, kind, amount, request_key, created_at) "
+        f"VALUES ('{key}', '{user}', 'test', 'purchase', 5, '{key}', '{NOW}')",
+        "credit_transactions": "INSERT INTO credit_transactions (user_id, type, amount, balance_after, created_at) "
+        f"VALUES ('{user}', 'purchase', 5, 5, '{NOW}')",
+        "idempotency_keys": "INSERT INTO idempotency_keys (user_id, key, request_hash, created_at, expires_at) "
+        f"VALUES ('{user}', '{key}', 'h', '{NOW}', '{NOW}')",
     }[table]
 
 
@@ -94,11 +119,12 @@ async def test_the_app_role_acting_for_b_cannot_write_a_row_for_a(app_url: str, 
             async with db.transaction() as session:
                 await set_acting_user(session, B, False)
                 await session.execute(text(_row_sql(table, A, 1)))
-        async with db.transaction() as session:  # B may write B's own row
-            await set_acting_user(session, B, False)
-            await session.execute(text(_row_sql(table, B, 1)))
+        if table != "credit_accounts":  # one account per user: B's exists
+            async with db.transaction() as session:  # B may write B's own row
+                await set_acting_user(session, B, False)
+                await session.execute(text(_row_sql(table, B, 1)))
         # Nor can B move its own row over to A.
-        if table != "audit_logs":  # the audit log cannot be updated at all by the app role
+        if table not in APPEND_ONLY:  # these cannot be updated at all by the app role
             with pytest.raises(DBAPIError, match="row-level security"):
                 async with db.transaction() as session:
                     await set_acting_user(session, B, False)
@@ -109,10 +135,20 @@ async def test_the_app_role_acting_for_b_cannot_write_a_row_for_a(app_url: str, 
         await db.dispose()
 
 
-async def test_the_app_role_cannot_edit_or_delete_audit_entries(app_url: str) -> None:
+@pytest.mark.parametrize(
+    "statements",
+    [
+        ("UPDATE audit_logs SET action = 'y'", "DELETE FROM audit_logs"),
+        ("UPDATE credit_transactions SET amount = 1000", "DELETE FROM credit_transactions"),
+    ],
+    ids=APPEND_ONLY,
+)
+async def test_the_app_role_cannot_edit_or_delete_audit_or_ledger_entries(
+    app_url: str, statements: tuple[str, str]
+) -> None:
     db = Database(app_url)
     try:
-        for statement in ("UPDATE audit_logs SET action = 'y'", "DELETE FROM audit_logs"):
+        for statement in statements:
             with pytest.raises(DBAPIError, match="permission denied"):
                 async with db.transaction() as session:
                     await set_acting_user(session, None, True)

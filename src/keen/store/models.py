@@ -36,6 +36,40 @@ class Money(TypeDecorator[Decimal]):
         return None if value is None else Decimal(str(value)).quantize(self.QUANTUM)
 
 
+class Credits(TypeDecorator[Decimal]):
+    """Exact credit amounts with 6 places: NUMERIC(18, 6) on PostgreSQL, integer micro-credits on
+    SQLite, so that SQL arithmetic, comparisons and SUM stay exact on both (SQLite would turn
+    text or REAL into floats). Statements that compute with these columns bind their amounts
+    with this type, which converts them the same way."""
+
+    impl = Numeric(18, 6)
+    cache_ok = True
+    QUANTUM = Decimal("0.000001")
+    MICROS = Decimal(1_000_000)
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(Numeric(18, 6))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, (Decimal, int)) or isinstance(value, bool):
+            raise TypeError(f"credit amounts are Decimal, not {type(value).__name__}")
+        exact = Decimal(value).quantize(self.QUANTUM)
+        if exact != value:
+            raise ValueError(f"{value} has more than 6 decimal places")
+        return int(exact * self.MICROS) if dialect.name == "sqlite" else exact
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return (Decimal(int(value)) / self.MICROS).quantize(self.QUANTUM)
+        return Decimal(value).quantize(self.QUANTUM)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC on every backend (SQLite stores naive text and forgets the zone)."""
 
@@ -225,3 +259,135 @@ class AuditHeadRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+# Billing (keen.billing): every amount is a `Credits` column; every row names its account's user.
+_ID = BigInteger().with_variant(Integer, "sqlite")
+
+
+class CreditAccountRow(Base):
+    """One user's credits. `held` is the sum of the open holds; `available` = balance − held,
+    and the database itself refuses a row where it would be negative. `day_used` / `month_used`
+    are the credits charged and held in the UTC day `day_key` / month `month_key` (the limits
+    count them); `recharge_month_total` is what auto-recharge took in `recharge_month_key`."""
+
+    __tablename__ = "credit_accounts"
+
+    user_id: Mapped[str] = mapped_column(String(32), ForeignKey("users.id"), primary_key=True)
+    balance: Mapped[Decimal] = mapped_column(Credits(), default=Decimal(0))
+    held: Mapped[Decimal] = mapped_column(Credits(), default=Decimal(0))
+    lifetime_purchased: Mapped[Decimal] = mapped_column(Credits(), default=Decimal(0))
+    lifetime_spent: Mapped[Decimal] = mapped_column(Credits(), default=Decimal(0))
+    unlimited: Mapped[bool] = mapped_column(Boolean, default=False)
+    daily_limit: Mapped[Decimal] = mapped_column(Credits())
+    monthly_limit: Mapped[Decimal] = mapped_column(Credits())
+    day_key: Mapped[str] = mapped_column(String(10), default="")
+    day_used: Mapped[Decimal] = mapped_column(Credits(), default=Decimal(0))
+    month_key: Mapped[str] = mapped_column(String(7), default="")
+    month_used: Mapped[Decimal] = mapped_column(Credits(), default=Decimal(0))
+    auto_recharge_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    auto_recharge_threshold: Mapped[Decimal] = mapped_column(Credits())
+    auto_recharge_amount: Mapped[Decimal] = mapped_column(Credits())
+    auto_recharge_monthly_cap: Mapped[Decimal] = mapped_column(Credits())
+    recharge_month_key: Mapped[str] = mapped_column(String(7), default="")
+    recharge_month_total: Mapped[Decimal] = mapped_column(Credits(), default=Decimal(0))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CreditHoldRow(Base):
+    """The worst case of one model call, reserved before it (`open`) until it is `captured`
+    (charged), `released` or `expired` by the sweeper. `key` is the caller's id for it (a model
+    call's id), unique per user, which makes holding, charging and releasing idempotent. A
+    `bypass` hold belongs to an unlimited account: recorded, never counted in `held`."""
+
+    __tablename__ = "credit_holds"
+    __table_args__ = (
+        Index("uq_credit_holds_user_key", "user_id", "key", unique=True),
+        Index("ix_credit_holds_status_expires", "status", "expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32), ForeignKey("users.id"))
+    key: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[Decimal] = mapped_column(Credits())
+    provider_cost: Mapped[Decimal] = mapped_column(Credits())
+    bypass: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    session_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    model: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    day_key: Mapped[str] = mapped_column(String(10))
+    month_key: Mapped[str] = mapped_column(String(7))
+    charged: Mapped[Decimal | None] = mapped_column(Credits(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class CreditTransactionRow(Base):
+    """The append-only ledger: the account's balance is the sum of its `amount`s, and each row
+    says the balance after it. `provider_cost` (USD) and `markup` say how a usage amount was
+    priced; `unbilled` is what a call cost that was not taken from the balance (all of an
+    `admin_bypass`, the part of a usage above its hold)."""
+
+    __tablename__ = "credit_transactions"
+    __table_args__ = (
+        Index("ix_credit_transactions_user_created", "user_id", "created_at"),
+        Index("ix_credit_transactions_type_created", "type", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(32), ForeignKey("users.id"))
+    type: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[Decimal] = mapped_column(Credits())
+    balance_after: Mapped[Decimal] = mapped_column(Credits())
+    provider_cost: Mapped[Decimal | None] = mapped_column(Credits(), nullable=True)
+    markup: Mapped[Decimal | None] = mapped_column(Credits(), nullable=True)
+    unbilled: Mapped[Decimal | None] = mapped_column(Credits(), nullable=True)
+    session_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    hold_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("credit_holds.id"), nullable=True, unique=True
+    )
+    payment_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("payments.id"), nullable=True, unique=True
+    )
+    refund_of: Mapped[int | None] = mapped_column(_ID, ForeignKey("credit_transactions.id"), nullable=True)
+    model: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    actor: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PaymentRow(Base):
+    """One payment through a provider: a purchase or an auto-recharge. `provider_ref` (the
+    provider's payment id) is unique, so one payment is credited at most once."""
+
+    __tablename__ = "payments"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(32), ForeignKey("users.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_ref: Mapped[str | None] = mapped_column(String(200), nullable=True, unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    amount: Mapped[Decimal] = mapped_column(Credits())
+    request_key: Mapped[str] = mapped_column(String(200), unique=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class IdempotencyKeyRow(Base):
+    """A request that moved money, by its `Idempotency-Key` (per user): the hash of what was
+    asked and the response given, replayed for the same request until `expires_at`."""
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: Mapped[str] = mapped_column(String(32), ForeignKey("users.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response: Mapped[Any] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
