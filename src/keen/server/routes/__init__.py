@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from keen.server.routes import admin, auth, health
+from keen.server import ws
+from keen.server.routes import admin, agents, auth, health
 
-ROUTERS: list[APIRouter] = [health.router, auth.router, admin.router]
+ROUTERS: list[APIRouter] = [health.router, auth.router, admin.router, agents.router, ws.router]
