@@ -156,7 +156,12 @@ async def streamed_root(request: Request, principal: Reader, session_id: Session
     return actor, root.id
 
 
-def _resume_from(last_event_id: str | None, after_seq: int) -> int:
+def resume_from(
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+    last_event_id: Annotated[str | None, Header(max_length=40)] = None,
+) -> int:
+    """The seq to stream after: `Last-Event-ID` (a reconnecting EventSource sends it), else
+    `after_seq` (checked before the stream starts, so a bad one is an ordinary 422)."""
     if last_event_id is None or not last_event_id.strip():
         return after_seq
     try:
@@ -177,11 +182,9 @@ def _resume_from(last_event_id: str | None, after_seq: int) -> int:
 async def stream(
     request: Request,
     target: Annotated[tuple[Actor, str], Depends(streamed_root)],
-    after_seq: Annotated[int, Query(ge=0)] = 0,
-    last_event_id: Annotated[str | None, Header(max_length=40)] = None,
+    start: Annotated[int, Depends(resume_from)],
 ) -> AsyncIterator[ServerSentEvent]:
     actor, root_id = target
-    start = _resume_from(last_event_id, after_seq)
     runs = runs_of(request)
     async with runs.service(actor) as service:
         items = live_stream(
