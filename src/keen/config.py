@@ -94,6 +94,19 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto `keen serve` believes (comma-separated, `*`).
     keen_forwarded_allow_ips: str = Field(default="127.0.0.1", alias="KEEN_FORWARDED_ALLOW_IPS")
 
+    # Agent runs on the server. `scripted:` models are for tests and demos: refused unless `1`.
+    keen_allow_scripted_models: bool = Field(default=False, alias="KEEN_ALLOW_SCRIPTED_MODELS")
+    # URL schemes a session's `repo_url` may use (comma-separated; scp-like `host:path` is ssh).
+    # `file://` and local paths reach the server's own disk: refused unless the operator allows.
+    keen_repo_url_schemes: str = Field(default="https", alias="KEEN_REPO_URL_SCHEMES")
+    keen_allow_local_repos: bool = Field(default=False, alias="KEEN_ALLOW_LOCAL_REPOS")
+    keen_clone_timeout_seconds: int = Field(default=300, gt=0, alias="KEEN_CLONE_TIMEOUT_SECONDS")
+    # Root sessions one user may have running at once, and executions per user (`limits` notation).
+    keen_max_running_sessions: int = Field(default=3, ge=1, alias="KEEN_MAX_RUNNING_SESSIONS")
+    keen_rate_limit_execute: str = Field(default="10/hour", alias="KEEN_RATE_LIMIT_EXECUTE")
+    # Seconds between heartbeats of an idle live stream (SSE comment, WebSocket frame).
+    keen_stream_heartbeat_seconds: float = Field(default=15.0, gt=0, alias="KEEN_STREAM_HEARTBEAT_SECONDS")
+
     # Argon2id cost of password hashes (argon2-cffi's defaults, ≈ 0.5 s a hash here); a test suite
     # lowers them. Hashes made with other parameters are redone at the next login.
     keen_argon2_time_cost: int = Field(default=3, ge=1, alias="KEEN_ARGON2_TIME_COST")
@@ -110,7 +123,7 @@ class Settings(BaseSettings):
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
 
-    @field_validator("keen_rate_limit", "keen_rate_limit_auth", mode="after")
+    @field_validator("keen_rate_limit", "keen_rate_limit_auth", "keen_rate_limit_execute", mode="after")
     @classmethod
     def _rate_limit(cls, value: str) -> str:
         from limits import parse

@@ -123,6 +123,14 @@ class RateLimitedError(KeenError):
         self.retry_after = retry_after
 
 
+class UnavailableError(KeenError):
+    """The server cannot do this now, as configured (HTTP 503): e.g. no sandbox for agent runs."""
+
+    exit_code = 2
+    http_status = 503
+    code = "unavailable"
+
+
 class InsufficientCredits(KeenError):
     """The account cannot cover the next call's worst case (server modes)."""
 

@@ -142,6 +142,11 @@ class Meter(Protocol):
 
     async def release(self, hold: Hold) -> None: ...
 
+    def credits_of(self, session_id: str) -> Decimal | None:
+        """The credits charged for the agent `session_id` and its children (None when this
+        meter charges no credits)."""
+        ...
+
 
 class BudgetMeter:
     """Local mode's meter: cost is measured against the budget, no credits move."""
@@ -170,6 +175,9 @@ class BudgetMeter:
         if not hold.settled:
             hold.settled = True
             self._budget.release(hold.amount)
+
+    def credits_of(self, session_id: str) -> Decimal | None:
+        return None
 
 
 def budget_meter(budget: Decimal) -> Meter:

@@ -83,7 +83,8 @@ class Agent:
         except SessionEnd as end:
             ending = end
         except asyncio.CancelledError:
-            await self._finish(Cancelled("cancelled by the user"), started)
+            if not self.deps.stopping():  # a stopping process suspends: the tree resumes later
+                await self._finish(Cancelled("cancelled by the user"), started)
             raise
         except KeenError as exc:
             ending = ending_for(exc)
@@ -262,6 +263,7 @@ class Agent:
             files=files,
             report=end.report,
             duration_ms=int((time.monotonic() - started) * 1000),
+            credits=self.deps.meter.credits_of(self.session_id),
         )
         await self.emit(ev.SESSION_FINISHED, result.finished_data())
         return result

@@ -6,6 +6,7 @@ payload, so a new session, a resumed one and a summoned child are described the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_MAX_PARALLEL", "ROOT_BRANCH", "AgentDeps", "AgentResult", "AgentSpec"]
 
 DEFAULT_MAX_PARALLEL = 3  # children of one parent that run at the same time (SPEC 3.6)
+
+
+def _never() -> bool:
+    return False
 
 
 @dataclass
@@ -71,6 +76,9 @@ class AgentDeps:
     retry_base_delay: float = 1.0
     tree: Tree | None = None  # when summoning is available
     sandbox: Sandbox | None = None  # the tree's sandbox for commands (None: as the settings say)
+    # True while the process running the tree is stopping: a cancellation then suspends the
+    # agents (nothing is recorded as ended, so the tree is resumed later) instead of ending them.
+    stopping: Callable[[], bool] = _never
 
 
 @dataclass
@@ -84,6 +92,7 @@ class AgentResult:
     files: FileChanges
     report: dict[str, Any] | None = None
     duration_ms: int = 0
+    credits: Decimal | None = None  # this agent and its children (server modes)
 
     def finished_data(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -92,7 +101,7 @@ class AgentResult:
             **self.files.as_dict(),
             "iterations": self.iterations,
             "cost_usd": self.cost_usd,
-            "credits": None,
+            "credits": self.credits,
             "duration_ms": self.duration_ms,
         }
         if self.error:

@@ -262,8 +262,9 @@ class Tree:
                     resume_events=self.events if child.resume else None
                 )
             except BaseException:
-                # Cancelled: the child recorded itself as cancelled; the parent hears it too.
-                if child.session_id not in self.reported:
+                # Cancelled: the child recorded itself as cancelled; the parent hears it too
+                # (unless the process is stopping: then both are resumed later).
+                if child.session_id not in self.reported and not child.deps.stopping():
                     await parent.emit(
                         ev.CHILD_FINISHED,
                         {

@@ -73,20 +73,31 @@ class Subscription:
         return self
 
     async def __anext__(self) -> Item:
+        item = await self.next()
+        assert item is not None
+        return item
+
+    async def next(self, timeout: float | None = None) -> Item | None:
+        """The next item, or None when `timeout` seconds pass without one; raises
+        `StopAsyncIteration` once the subscription is closed and drained."""
         if self.closed and self.queue.empty():
             raise StopAsyncIteration
-        item = await self.queue.get()
+        try:
+            item = await asyncio.wait_for(self.queue.get(), timeout) if timeout else await self.queue.get()
+        except TimeoutError:
+            return None
         if item is None:
             raise StopAsyncIteration
         return item
 
 
 class EventBus:
-    """The in-process bus: one process runs the session and every watcher."""
+    """The in-process bus: one process runs the session and every watcher. Subscriptions are
+    kept by root, so publishing to one tree costs only that tree's subscribers."""
 
     def __init__(self) -> None:
         self._callbacks: list[tuple[str | None, Callback]] = []
-        self._subs: list[Subscription] = []
+        self._subs: dict[str | None, list[Subscription]] = {}
 
     def add_callback(self, callback: Callback, root_id: str | None = None) -> Callable[[], None]:
         entry = (root_id, callback)
@@ -95,7 +106,7 @@ class EventBus:
 
     def subscribe(self, root_id: str | None = None, maxsize: int = 10_000) -> Subscription:
         sub = Subscription(self, root_id, maxsize)
-        self._subs.append(sub)
+        self._subs.setdefault(root_id, []).append(sub)
         return sub
 
     async def publish(self, item: Item) -> None:
@@ -106,13 +117,16 @@ class EventBus:
         for wanted, callback in list(self._callbacks):
             if wanted is None or wanted == root:
                 callback(item)
-        for sub in list(self._subs):
-            if sub.root_id is None or sub.root_id == root:
+        for key in (None, root):
+            for sub in list(self._subs.get(key, ())):
                 sub.offer(item)
 
     def _remove(self, sub: Subscription) -> None:
-        if sub in self._subs:
-            self._subs.remove(sub)
+        subs = self._subs.get(sub.root_id)
+        if subs is not None and sub in subs:
+            subs.remove(sub)
+            if not subs:
+                del self._subs[sub.root_id]
 
     def subscriber_count(self) -> int:
-        return len(self._callbacks) + len(self._subs)
+        return len(self._callbacks) + sum(len(subs) for subs in self._subs.values())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 
@@ -45,6 +46,7 @@ class LocalRunner:
         meter_for: MeterFactory,
         sandbox: SandboxPolicy,
         mode: Mode = "local",
+        stopping: Callable[[], bool] | None = None,
     ) -> None:
         self.settings = settings
         self.policy = sandbox
@@ -54,6 +56,7 @@ class LocalRunner:
         self.sessions = sessions
         self.lease = lease
         self.meter_for = meter_for
+        self.stopping = stopping
 
     async def run(
         self,
@@ -74,6 +77,8 @@ class LocalRunner:
         try:
             deps = self._deps(options, model, spec.short_id)
             deps.sandbox = sandbox
+            if self.stopping is not None:
+                deps.stopping = self.stopping
             assert deps.tree is not None
             deps.tree.load(events)
             if resume:
@@ -89,7 +94,8 @@ class LocalRunner:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
-                if agent.done():  # it ended (cancelled included): nothing will resume it
+                # It ended (cancelled included): nothing will resume it, unless it was suspended.
+                if agent.done() and not (self.stopping is not None and self.stopping()):
                     remove_home(sandbox)
         finally:
             await uncancellable(self.control.release(spec.session_id, owner))

@@ -23,7 +23,7 @@ from keen.events import types as ev
 from keen.events.bus import Bus, Callback, EventBus
 from keen.events.projections import TreeProjection
 from keen.events.sink import RecordingSink
-from keen.events.types import Event
+from keen.events.types import Event, SessionRef
 from keen.gitrepo import GitRepo, ensure_repository
 from keen.runner.lease import LEASE, lease_alive
 from keen.runner.options import RunOptions
@@ -216,6 +216,7 @@ class SessionService:
         bus: Bus | None = None,
         meter_for: MeterFactory | None = None,
         mode: Mode = "local",
+        db: Database | None = None,
     ) -> None:
         self.settings = settings
         self.actor = actor
@@ -224,29 +225,37 @@ class SessionService:
         # Server modes plug a credit meter in here; local mode measures against the budget.
         self.meter_for: MeterFactory = meter_for or budget_meter
         self.db: Database | None = None
+        self._shared_db = db  # a database the caller opened (and disposes): the server's
         self._locks: dict[str, WorktreeLock] = {}  # work trees of created sessions not yet run
         self._last_read: tuple[str | None, list[Event]] = (None, [])
+        # Whether the process is stopping: its runs are then suspended, not ended (server modes).
+        self.stopping: Callable[[], bool] | None = None
 
     async def open(self) -> SessionService:
+        if self.db is None and self._shared_db is not None:
+            self._use(self._shared_db)
         if self.db is None:
             local_file = self.settings.keen_database_url is None
             if local_file:
                 self.settings.ensure_home()
-            db = await open_database(self.settings.database_url)
-            self.db = db
-            self._writer = SqlEventStore(db)  # the runner records what it runs
-            self.events_store = SqlEventStore(db, self.actor)
-            self.repo = SessionRepository(db, self.actor)
-            self._control = SessionRepository(db)
-            self.sink = RecordingSink(self._writer, self.bus)
+            self._use(await open_database(self.settings.database_url))
         return self
+
+    def _use(self, db: Database) -> None:
+        self.db = db
+        self._writer = SqlEventStore(db)  # the runner records what it runs
+        self.events_store = SqlEventStore(db, self.actor)
+        self.repo = SessionRepository(db, self.actor)
+        self._control = SessionRepository(db)
+        self.sink = RecordingSink(self._writer, self.bus)
 
     async def close(self) -> None:
         for lock in self._locks.values():
             lock.release()
         self._locks.clear()
         if self.db is not None:
-            await self.db.dispose()
+            if self.db is not self._shared_db:
+                await self.db.dispose()
             self.db = None
 
     async def __aenter__(self) -> SessionService:
@@ -263,13 +272,22 @@ class SessionService:
     async def root(self, session_id: str) -> SessionRow:
         return await self.repo.root_of(session_id)
 
-    async def recent(self, *, limit: int = 20, status: str | None = None) -> Sequence[SessionRow]:
+    async def recent(
+        self, *, limit: int = 20, status: str | None = None, offset: int = 0
+    ) -> Sequence[SessionRow]:
         if status is not None and status not in STATUSES:
             raise InputError(f"unknown session status {status!r}; the statuses are: {', '.join(STATUSES)}")
         if status in (INTERRUPTED, "running"):  # both are stored as running; the lease tells them apart
-            rows = await self.repo.recent(limit=limit, status="running")
-            return [r for r in rows if self.status_of(r) == status]
-        return await self.repo.recent(limit=limit, status=status)
+            rows = await self.repo.recent(limit=limit + offset, status="running")
+            return [r for r in rows if self.status_of(r) == status][offset:]
+        return await self.repo.recent(limit=limit, status=status, offset=offset)
+
+    async def count(self, *, status: str | None = None) -> int:
+        """How many root sessions `recent` can list (with `status`)."""
+        if status in (INTERRUPTED, "running"):
+            rows = await self.repo.recent(limit=10_000, status="running")
+            return sum(1 for r in rows if self.status_of(r) == status)
+        return await self.repo.count(status=status)
 
     async def events(self, root_id: str, *, after_seq: int = 0) -> list[Event]:
         """A root's log after `after_seq`. The log is append-only, so the last root read whole is
@@ -326,6 +344,7 @@ class SessionService:
                 "cache_read_tokens": row.cache_read_tokens,
                 "cache_write_tokens": row.cache_write_tokens,
                 "cost_usd": format(row.cost_usd, "f"),
+                "credits": format(row.credits, "f"),
             },
             "created_at": row.created_at.isoformat(),
             "finished_at": row.finished_at.isoformat() if row.finished_at else None,
@@ -335,8 +354,9 @@ class SessionService:
 
     # -- running ----------------------------------------------------------------------------
 
-    async def create(self, options: RunOptions) -> AgentSpec:
-        """Prepare the workspace and record `session.created`; returns the root agent's spec."""
+    async def create(self, options: RunOptions, *, session_id: str | None = None) -> AgentSpec:
+        """Prepare the workspace and record `session.created`; returns the root agent's spec
+        (`session_id`: an id chosen beforehand, as the server does to name the workspace)."""
         self.sandbox_policy()  # a mode that cannot contain its commands refuses before any work
         lock = self._lock(options.workspace)
         try:
@@ -346,7 +366,7 @@ class SessionService:
         except BaseException:
             lock.release()
             raise
-        session_id = new_session_id()
+        session_id = session_id or new_session_id()
         lock.describe(f"session {session_id[:8]}")
         self._locks[session_id] = lock
         created = root_created(
@@ -407,6 +427,7 @@ class SessionService:
             self.meter_for,
             self.sandbox_policy(),
             self.mode,
+            self.stopping,
         )
         options = RunOptions.from_json(root.options)
         return await runner.run(
@@ -445,6 +466,44 @@ class SessionService:
         await self._control.request_cancel(root.id)
         return root
 
+    async def abandon(
+        self,
+        session_id: str,
+        status: str,
+        reason: str,
+        *,
+        credits_of: Callable[[str], Decimal | None] | None = None,
+    ) -> SessionRow:
+        """End a session that no process runs and none will resume: each agent of its tree not
+        finished yet gets its `session.finished` with `status` and `reason`, deepest first
+        (`credits_of`: the credits each agent and its children were charged, when metered)."""
+        if status not in ev.TERMINAL_STATUSES:
+            raise ValueError(f"{status!r} is not a final status")
+        root = await self.root(session_id)
+        if lease_alive(root):
+            raise InputError(f"session {root.short_id} is still running ({root.lease_owner})")
+        projection = TreeProjection.from_events(await self.events(root.id))
+        unfinished = [n for n in projection.nodes.values() if n.status not in ev.TERMINAL_STATUSES]
+        for node in sorted(unfinished, key=lambda n: -n.depth):
+            subtree = _subtree(projection, node.session_id)
+            data: dict[str, Any] = {
+                "status": status,
+                "summary": reason,
+                "files_created": [],
+                "files_modified": [],
+                "files_deleted": [],
+                "files_skipped": [],
+                "iterations": sum(n.iterations for n in subtree),
+                "cost_usd": sum((n.cost_usd for n in subtree), Decimal(0)),
+                "credits": credits_of(node.session_id) if credits_of else None,
+                "duration_ms": 0,
+            }
+            if status != "cancelled":
+                data["error"] = reason
+            ref = SessionRef(node.session_id, root.id, node.parent_id)
+            await self.sink.emit(ref, ev.SESSION_FINISHED, data)
+        return await self.repo.get(root.id)
+
     # -- conversations ---------------------------------------------------------------------
 
     async def open_conversation(self, workspace: Path, model_spec: str, budget: Decimal) -> Conversation:
@@ -477,6 +536,17 @@ class SessionService:
             await model.aclose()
             raise
         return conversation
+
+
+def _subtree(projection: TreeProjection, session_id: str) -> list[Any]:
+    """The node of `session_id` and every node below it."""
+    found, todo = [], [session_id]
+    while todo:
+        node = projection.nodes.get(todo.pop())
+        if node is not None:
+            found.append(node)
+            todo.extend(node.children)
+    return found
 
 
 class Conversation:

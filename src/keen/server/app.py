@@ -3,6 +3,7 @@ in-process with their own settings)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,6 +12,8 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from keen import __version__
 from keen.config import Settings, get_settings
+from keen.events.bus import EventBus
+from keen.runner.server_runs import ServerRuns
 from keen.server.errors import install_error_handlers
 from keen.server.middleware import BodyLimitMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware
 from keen.server.openapi import install_openapi
@@ -18,6 +21,7 @@ from keen.server.ratelimit import RateLimiter, RateLimitHeadersMiddleware, globa
 from keen.server.routes import ROUTERS
 from keen.store.db import Database
 
+logger = logging.getLogger("keen.server")
 DESCRIPTION = "keen's HTTP API. Every error is one envelope: `{success: false, error, request_id}`."
 CORS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 CORS_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID", "X-Request-ID"]
@@ -29,13 +33,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     disposed when the app's lifespan ends."""
     settings = settings or get_settings()
     db = Database(settings.database_url)
+    runs = ServerRuns(settings, db, EventBus())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
+            await resume_runs(runs)
             yield
         finally:
-            await db.dispose()
+            try:
+                await runs.shutdown()
+            finally:
+                await db.dispose()
 
     app = FastAPI(
         title="keen",
@@ -47,12 +56,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = db
     app.state.rate_limiter = RateLimiter(settings)
+    app.state.runs = runs  # the agent runs of this process (keen.runner.server_runs)
+    app.state.bus = runs.bus  # their live events, for the SSE and WebSocket streams
     install_error_handlers(app)
     install_middleware(app, settings)
     for router in ROUTERS:
         app.include_router(router)
     install_openapi(app)
     return app
+
+
+async def resume_runs(runs: ServerRuns) -> None:
+    """Take up the runs a crash or a stop left (a failure to is logged: the API still serves)."""
+    try:
+        await runs.recover()
+    except Exception:
+        logger.exception("could not resume the sessions left running")
 
 
 def cors_origins(settings: Settings) -> list[str]:

@@ -13,7 +13,13 @@ import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import Session, SessionTransaction
 
 from keen.errors import ConfigError
@@ -78,6 +84,10 @@ class Database:
             for engine in (self._sqlite_inline, self._sqlite_writer):
                 event.listen(engine, "connect", _sqlite_writer_connect)
                 event.listen(engine, "begin", _begin_immediate)
+            # The inline writer runs on the event loop: it must never wait for the lock (the
+            # pragmas above set a 30 s wait, which would stall the loop, and with it the very
+            # unit of work that holds the lock).
+            event.listen(self._sqlite_inline, "connect", _no_busy_wait)
         self.sessions = async_sessionmaker(
             self.engine, expire_on_commit=False, sync_session_class=TenantSession
         )
@@ -93,8 +103,9 @@ class Database:
             self._unit_engine, expire_on_commit=False, sync_session_class=TenantSession
         )
 
-    async def write(self, work: Callable[[Connection], T]) -> T:
-        """Run `work` in one transaction on a synchronous connection and commit it."""
+    async def write(self, work: Callable[[Connection], T], actor: Actor | None = None) -> T:
+        """Run `work` in one transaction on a synchronous connection and commit it (acting for
+        `actor`: row-level security on PostgreSQL filters the transaction by it)."""
         if self._sqlite_writer is not None and self._sqlite_inline is not None:
             try:
                 return self._write_sqlite(self._sqlite_inline, work)
@@ -103,15 +114,29 @@ class Database:
                     raise
             return await asyncio.to_thread(self._write_sqlite, self._sqlite_writer, work)
         async with self.engine.begin() as conn:
+            if actor is not None:
+                await conn.execute(_SET_ACTING_USER, _acting_user_params(actor))
             return await conn.run_sync(work)
+
+    @asynccontextmanager
+    async def reading(self, actor: Actor | None = None) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads in one transaction, acting for `actor` (see `write`)."""
+        async with self.engine.connect() as conn:
+            if actor is not None and not self.is_sqlite:
+                await conn.execute(_SET_ACTING_USER, _acting_user_params(actor))
+            yield conn
 
     @staticmethod
     def _write_sqlite(engine: Engine, work: Callable[[Connection], T]) -> T:
         with engine.begin() as conn:
             return work(conn)
 
-    def session(self) -> AsyncSession:
-        return self.sessions()
+    def session(self, actor: Actor | None = None) -> AsyncSession:
+        """An ORM session; with `actor`, each of its transactions acts for that user."""
+        session = self.sessions()
+        if actor is not None:
+            session.info[_ACTING_USER] = actor
+        return session
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -327,6 +352,12 @@ def _sqlite_writer_connect(dbapi_connection: Any, record: Any) -> None:
     # keen issues BEGIN itself (see _begin_immediate), so the driver must not.
     dbapi_connection.isolation_level = None
     _sqlite_pragmas(dbapi_connection, record)
+
+
+def _no_busy_wait(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=0")
+    cursor.close()
 
 
 def _begin_immediate(conn: Connection) -> None:

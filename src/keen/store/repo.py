@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Select, bindparam, func, insert, or_, select, update
 
 from keen.errors import InputError, NotFoundError
 from keen.events import types as ev
@@ -35,6 +35,12 @@ _NEXT_SEQ = (
 )
 _INSERT_EVENT = insert(EventRow)
 _SESSION_COST = select(SessionRow.cost_usd).where(SessionRow.id == bindparam("sid"))
+_SESSION_CREDITS = select(SessionRow.credits).where(SessionRow.id == bindparam("sid"))
+_SET_CREDITS = (
+    update(SessionRow)
+    .where(SessionRow.id == bindparam("sid"))
+    .values(credits=bindparam("credits", type_=SessionRow.credits.type))
+)
 _COUNT_TOOL_CALL = (
     update(SessionRow).where(SessionRow.id == bindparam("sid")).values(tool_calls=SessionRow.tool_calls + 1)
 )
@@ -81,7 +87,7 @@ class SqlEventStore:
     ) -> Event:
         """Append one event with the next seq of its root; `writes` commit in the same transaction."""
         ts = utcnow()
-        return await self.db.write(lambda conn: self._record(conn, ref, type, ts, data, writes))
+        return await self.db.write(lambda conn: self._record(conn, ref, type, ts, data, writes), self.actor)
 
     def _record(
         self,
@@ -108,7 +114,7 @@ class SqlEventStore:
 
     async def append(self, event: Event) -> None:
         """Insert an event exactly as given (its seq included); a duplicate seq is refused."""
-        await self.db.write(lambda conn: self._insert(conn, event, event.data.get("user_id")))
+        await self.db.write(lambda conn: self._insert(conn, event, event.data.get("user_id")), self.actor)
 
     def _insert(self, conn: Connection, event: Event, user_id: str | None) -> None:
         if event.type == ev.SESSION_CREATED:
@@ -145,7 +151,7 @@ class SqlEventStore:
             query = query.where(EventRow.session_id == session_id)
         if limit is not None:
             query = query.limit(limit)
-        async with self.db.engine.connect() as conn:
+        async with self.db.reading(self.actor) as conn:
             rows = (await conn.execute(query)).all()
         return [Event(*row) for row in rows]
 
@@ -163,7 +169,7 @@ class SessionRepository:
         ident = session_id.strip()
         if not ident:
             raise InputError("session id is empty")
-        async with self.db.session() as s:
+        async with self.db.session(self.actor) as s:
             row = (await s.scalars(self._query().where(SessionRow.id == ident))).first()
             if row is not None:
                 return row
@@ -186,18 +192,38 @@ class SessionRepository:
         return row if row.parent_id is None else await self.get(row.root_id)
 
     async def recent(
-        self, *, limit: int = 20, status: str | None = None, roots_only: bool = True
+        self, *, limit: int = 20, status: str | None = None, roots_only: bool = True, offset: int = 0
     ) -> Sequence[SessionRow]:
-        query = self._query().order_by(SessionRow.created_at.desc()).limit(limit)
+        query = self._filtered(status, roots_only).order_by(SessionRow.created_at.desc(), SessionRow.id)
+        async with self.db.session(self.actor) as s:
+            return (await s.scalars(query.limit(limit).offset(offset))).all()
+
+    async def count(self, *, status: str | None = None, roots_only: bool = True) -> int:
+        query = self._filtered(status, roots_only).with_only_columns(func.count()).order_by(None)
+        async with self.db.session(self.actor) as s:
+            return int(await s.scalar(query) or 0)
+
+    def _filtered(self, status: str | None, roots_only: bool) -> Select[Any]:
+        query = self._query()
         if roots_only:
             query = query.where(SessionRow.parent_id.is_(None))
         if status:
             query = query.where(SessionRow.status == status)
-        async with self.db.session() as s:
-            return (await s.scalars(query)).all()
+        return query
+
+    async def unfinished_roots(self) -> Sequence[SessionRow]:
+        """Root agent sessions not finished (created or running), of every user: what a
+        starting server looks at to resume."""
+        query = self._query().where(
+            SessionRow.parent_id.is_(None),
+            SessionRow.kind == "agent",
+            SessionRow.status.in_(("created", "running")),
+        )
+        async with self.db.session(self.actor) as s:
+            return (await s.scalars(query.order_by(SessionRow.created_at))).all()
 
     async def tree(self, root_id: str) -> list[SessionRow]:
-        async with self.db.session() as s:
+        async with self.db.session(self.actor) as s:
             rows = await s.scalars(
                 self._query().where(SessionRow.root_id == root_id).order_by(SessionRow.created_at)
             )
@@ -226,7 +252,7 @@ class SessionRepository:
             )
             return bool(result.rowcount)
 
-        return await self.db.write(work)
+        return await self.db.write(work, self.actor)
 
     async def heartbeat(self, root_id: str, owner: str) -> bool:
         """Renew the lease; True when a cancel has been requested."""
@@ -240,10 +266,10 @@ class SessionRepository:
             ).first()
             return row is not None and row[0] is not None
 
-        return await self.db.write(work)
+        return await self.db.write(work, self.actor)
 
     async def cancel_requested(self, root_id: str) -> bool:
-        async with self.db.engine.connect() as conn:
+        async with self.db.reading(self.actor) as conn:
             value = await conn.scalar(select(SessionRow.cancel_requested_at).where(SessionRow.id == root_id))
         return value is not None
 
@@ -255,13 +281,13 @@ class SessionRepository:
                 .values(lease_owner=None, heartbeat_at=None)
             )
 
-        await self.db.write(work)
+        await self.db.write(work, self.actor)
 
     async def _update(self, session_id: str, **values: Any) -> None:
         def work(conn: Connection) -> None:
             conn.execute(update(SessionRow).where(SessionRow.id == session_id).values(**values))
 
-        await self.db.write(work)
+        await self.db.write(work, self.actor)
 
 
 def lease_fresh(row: SessionRow, lease: timedelta) -> bool:
@@ -313,6 +339,11 @@ def _project(conn: Connection, event: Event) -> None:
                 "cost_usd": stored + Decimal(str(d.get("cost_usd", "0"))),
             },
         )
+    elif t == ev.CREDITS_CHARGED:  # the agent's own credits, and its tree's on the root's row
+        amount = Decimal(str(d.get("amount", "0")))
+        for sid in dict.fromkeys((event.session_id, event.root_session_id)):
+            stored = conn.scalar(_SESSION_CREDITS, {"sid": sid}) or Decimal(0)
+            conn.execute(_SET_CREDITS, {"sid": sid, "credits": stored + amount})
     else:
         values = _projection(event)
         if values:
@@ -331,11 +362,14 @@ def _projection(event: Event) -> dict[str, Any]:
     if t == ev.PHASE_CHANGED:
         return {"phase": d["to"]}
     if t == ev.SESSION_FINISHED:
-        return {
+        values = {
             "status": d["status"],
             "summary": d.get("summary"),
             "error": d.get("error"),
             "finished_at": event.ts,
             "pid": None,
         }
+        if d.get("credits") is not None:  # the agent's and its children's, as the ledger charged
+            values["credits"] = Decimal(str(d["credits"]))
+        return values
     return {}

@@ -53,6 +53,7 @@ async def run_checks(settings: Settings, db: Database, limiter: RateLimiter) -> 
         await _migrations(db) if checks["database"].ok else Check(ok=False, detail="skipped")
     )
     checks["model"] = _model(settings)
+    checks["sandbox"] = _sandbox(settings)
     if limiter.uses_redis:
         reachable = await limiter.check()
         checks["rate_limits"] = Check(
@@ -89,6 +90,17 @@ def _model(settings: Settings) -> Check:
     except ConfigError as exc:
         return Check(ok=False, detail=exc.message)
     return Check(ok=True, detail=settings.keen_model)
+
+
+def _sandbox(settings: Settings) -> Check:
+    """Which sandbox agent commands run in; not ready when server mode would refuse to run them."""
+    from keen.tools.sandbox import policy_from_settings, require_sandbox
+
+    try:
+        require_sandbox(settings, "server")
+    except ConfigError as exc:
+        return Check(ok=False, detail=exc.message)
+    return Check(ok=True, detail=policy_from_settings(settings).describe())
 
 
 @router.get("/live", response_model=Live, summary="The process answers")

@@ -1,0 +1,277 @@
+"""The agent runs of one `keen serve` process: started, cancelled and, when the server starts,
+resumed, each as an asyncio task of this process driving the session service in server mode.
+
+This is the seam a queue of workers replaces later: `execute` (admit and start), `cancel` and
+`recover` are all the API asks of it. Whichever way a run ends (completed, failed, cancelled,
+crashed into an error, or refused before its agent began), its session ends with a final status
+and the open credit holds of its tree are released; only a stopping server leaves its runs
+running, for the next start to resume (a `kill -9` leaves them the same way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from keen.aio import uncancellable
+from keen.audit import AuditEntry, Origin, Risk, append
+from keen.billing.payments import provider_for
+from keen.billing.records import LedgerConfig
+from keen.config import Settings
+from keen.errors import ConfigError, ConflictError, InputError, UnavailableError
+from keen.events import types as ev
+from keen.events.bus import Bus
+from keen.runner.admission import check_credits, check_server_model, first_call_worst_case
+from keen.runner.credit_meter import TreeAccount, credit_meter_factory, release_open_holds
+from keen.runner.lease import lease_alive
+from keen.runner.options import make_options
+from keen.runner.sessions import SessionService, new_session_id
+from keen.runner.workspaces import prepare_workspace, remove_workspace, repo_url_scheme, workspace_path
+from keen.store import Database, SessionRepository
+from keen.store.actor import Actor
+from keen.store.models import SessionRow
+from keen.tools.sandbox import require_sandbox
+
+log = logging.getLogger("keen.runner")
+CANCEL_WAIT_SECONDS = 5.0  # a cancel answers once the run has ended, or after this
+SHUTDOWN_WAIT_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What a user asks to run (checked as a run's options are, by `make_options`)."""
+
+    vision: str
+    model: str | None = None
+    max_iterations: int = 100
+    budget: Decimal | str = "50"
+    phase: str = "EXPLORE"
+    max_depth: int = 10
+    gates: str = "standard"
+    web_search: bool = True
+    repo_url: str | None = None
+
+
+class ServerRuns:
+    """The runs of this process, by root session id."""
+
+    def __init__(self, settings: Settings, db: Database, bus: Bus) -> None:
+        self.settings = settings
+        self.db = db
+        self.bus = bus
+        self.ledger = LedgerConfig.from_settings(settings)
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.owners: dict[str, str] = {}  # root id → user id, of the runs in `tasks`
+        self.stopping = False
+        self._admitting: dict[str, asyncio.Lock] = {}
+
+    def service(self, actor: Actor) -> SessionService:
+        service = SessionService(self.settings, actor=actor, bus=self.bus, db=self.db, mode="server")
+        service.stopping = lambda: self.stopping
+        return service
+
+    # -- starting ---------------------------------------------------------------------------
+
+    async def execute(
+        self, session: AsyncSession, actor: Actor, execution: Execution, origin: Origin
+    ) -> SessionRow:
+        """Admit and start a run of `actor`: the model may be used here, fewer than the allowed
+        number of the user's sessions run, the credits cover the first call, the sandbox is
+        there; then the workspace is made and the session created and started.
+
+        `session` is the request's unit of work: it is committed before the run records its
+        first event (on SQLite it holds the write lock the run's writes wait for), and gets the
+        audit entry of the start after that.
+        """
+        settings = self.settings
+        model = execution.model or settings.keen_model
+        check_server_model(model, settings)
+        session_id = new_session_id()
+        workspace = workspace_path(settings, actor.user_id, session_id)
+        options = make_options(
+            settings,
+            vision=execution.vision,
+            directory=workspace,
+            model=model,
+            max_iterations=execution.max_iterations,
+            budget=execution.budget,
+            phase=execution.phase,
+            max_depth=execution.max_depth,
+            gates=execution.gates,
+            web_search=execution.web_search,
+            allow_dirty=False,
+        )
+        if execution.repo_url is not None:
+            repo_url_scheme(execution.repo_url, settings)
+        self.check_sandbox()
+        async with self._admitting.setdefault(actor.user_id, asyncio.Lock()):
+            running = await self.running_count(actor.user_id)
+            if running >= settings.keen_max_running_sessions:
+                raise ConflictError(
+                    f"{running} of your sessions are running, the most at once is "
+                    f"{settings.keen_max_running_sessions}: wait for one to end or cancel one",
+                    details={"running": running, "limit": settings.keen_max_running_sessions},
+                )
+            await check_credits(
+                session, self.ledger, actor.user_id, await first_call_worst_case(options, settings)
+            )
+            await session.commit()
+            await prepare_workspace(workspace, settings, execution.repo_url)
+            try:
+                row = await self._launch(actor, options, session_id)
+            except BaseException:
+                remove_workspace(workspace)
+                raise
+        details = {"model": model, "repo_url": execution.repo_url}
+        entry = AuditEntry(
+            "session.start", Risk.LOW, f"user:{actor.user_id}", actor.user_id, session_id, details
+        )
+        await append(session, entry, origin)
+        return row
+
+    def check_sandbox(self) -> None:
+        """Server mode runs agent commands only in bubblewrap, unless `KEEN_SANDBOX=none`."""
+        try:
+            require_sandbox(self.settings, "server")
+        except ConfigError as exc:
+            raise UnavailableError(f"agent runs are off: {exc.message}") from None
+
+    async def running_count(self, user_id: str) -> int:
+        """The user's root sessions running now: in this process, or in another whose lease lives."""
+        mine = {root for root, owner in self.owners.items() if owner == user_id}
+        rows = await SessionRepository(self.db, Actor(user_id)).recent(limit=1000, status="running")
+        elsewhere = {row.id for row in rows if lease_alive(row)}
+        return len(mine | elsewhere)
+
+    async def _launch(self, actor: Actor, options: object, session_id: str) -> SessionRow:
+        service = await self.service(actor).open()
+        try:
+            await service.create(options, session_id=session_id)  # type: ignore[arg-type]
+            row = await service.get(session_id)
+        except BaseException:
+            await service.close()
+            raise
+        self._spawn(row, actor, service, resume=False)
+        return row
+
+    def _spawn(self, row: SessionRow, actor: Actor, service: SessionService, *, resume: bool) -> None:
+        task = asyncio.create_task(
+            self._run(row.id, actor, service, resume=resume), name=f"keen-run-{row.short_id}"
+        )
+        self.tasks[row.id] = task
+        self.owners[row.id] = actor.user_id
+
+        def forget(_task: asyncio.Task[None]) -> None:
+            self.tasks.pop(row.id, None)
+            self.owners.pop(row.id, None)
+
+        task.add_done_callback(forget)
+
+    async def _run(self, root_id: str, actor: Actor, service: SessionService, *, resume: bool) -> None:
+        account = TreeAccount(
+            self.db, self.ledger, actor.user_id, service.sink, payments=provider_for(self.settings)
+        )
+        service.meter_for = credit_meter_factory(account)
+        ending: tuple[str, str] | None = None  # what to end the session as, if its agent did not
+        try:
+            if resume:
+                await account.load(root_id)
+                await service.resume(root_id)
+            else:
+                await service.run(root_id)
+        except asyncio.CancelledError:
+            ending = ("cancelled", "cancelled by the user")
+        except Exception as exc:  # the run's own error: the session ends failed, saying it
+            log.warning(
+                "run %s ended by an error: %s", root_id[:8], exc, exc_info=not isinstance(exc, InputError)
+            )
+            ending = ("failed", f"the run could not go on: {getattr(exc, 'message', None) or exc}")
+        finally:
+            await uncancellable(self._settle(service, root_id, account, ending))
+            await service.close()
+
+    async def _settle(
+        self, service: SessionService, root_id: str, account: TreeAccount, ending: tuple[str, str] | None
+    ) -> None:
+        """Release what the tree still holds and, unless the server is stopping (its runs are
+        resumed at the next start), give an unfinished session its end."""
+        try:
+            ids = [row.id for row in await SessionRepository(self.db).tree(root_id)]
+            released = await release_open_holds(self.db, self.ledger, ids)
+            if released:
+                log.info("released %d open credit holds of session %s", released, root_id[:8])
+            if self.stopping:
+                return
+            root = await SessionRepository(self.db).get(root_id)
+            if root.status in ev.TERMINAL_STATUSES or lease_alive(root):
+                return  # ended by its agent, or run by another process
+            status, reason = ending or ("failed", "the run stopped without an end")
+            await service.abandon(root_id, status, reason, credits_of=account.credits_of)
+        except Exception:
+            log.exception("could not settle the end of session %s", root_id[:8])
+
+    # -- cancelling -------------------------------------------------------------------------
+
+    async def cancel(
+        self, session: AsyncSession, actor: Actor, session_id: str, origin: Origin
+    ) -> SessionRow:
+        """Cancel a session tree (another user's is not found): the run in this process is
+        cancelled at once (its commands killed, its holds released), one in another process
+        through the store, and one nobody runs is ended here."""
+        service = await self.service(actor).open()
+        try:
+            root = await service.root(session_id)
+            if root.status in ev.TERMINAL_STATUSES:
+                raise ConflictError(f"session {root.short_id} already finished ({root.status})")
+            await session.commit()  # the request's write lock (SQLite) must not hold up the run
+            task = self.tasks.get(root.id)
+            if task is not None:
+                await SessionRepository(self.db).request_cancel(root.id)
+                task.cancel()
+                await asyncio.wait({task}, timeout=CANCEL_WAIT_SECONDS)
+            elif lease_alive(root):
+                await service.request_cancel(root.id)
+            else:
+                ids = [row.id for row in await SessionRepository(self.db).tree(root.id)]
+                await release_open_holds(self.db, self.ledger, ids)
+                await service.abandon(root.id, "cancelled", "cancelled by the user while no process ran it")
+            entry = AuditEntry("session.cancel", Risk.LOW, f"user:{actor.user_id}", root.user_id, root.id)
+            await append(session, entry, origin)
+            return await service.get(root.id)
+        finally:
+            await service.close()
+
+    # -- the server's start and stop --------------------------------------------------------
+
+    async def recover(self) -> list[str]:
+        """Resume the sessions a crash (or a stop) left running, and start those created but
+        never started; their stale holds are released first. One that cannot be resumed ends
+        failed, saying why. Returns the ids taken up."""
+        taken: list[str] = []
+        for row in await SessionRepository(self.db).unfinished_roots():
+            if row.id in self.tasks or lease_alive(row):
+                continue
+            ids = [r.id for r in await SessionRepository(self.db).tree(row.id)]
+            await release_open_holds(self.db, self.ledger, ids)
+            actor = Actor(row.user_id or "")
+            service = await self.service(actor).open()
+            self._spawn(row, actor, service, resume=row.status == "running")
+            taken.append(row.id)
+        if taken:
+            log.info("resuming %d sessions left running", len(taken))
+        return taken
+
+    async def shutdown(self) -> None:
+        """Stop every run without ending it: each is resumed at the next start."""
+        self.stopping = True
+        tasks = list(self.tasks.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            with contextlib.suppress(Exception):
+                await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_SECONDS)
