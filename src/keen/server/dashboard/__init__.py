@@ -32,8 +32,10 @@ async def sign_in_required(request: Request, exc: Exception) -> Response:
 
 
 def install_dashboard(app: FastAPI) -> None:
-    from keen.server.dashboard.pages import router
+    from keen.server.dashboard import admin, credits, pages
 
     app.mount("/static", CachedStatic(directory=STATIC), name="static")
     app.add_exception_handler(SignInRequired, sign_in_required)
-    app.include_router(router)
+    app.add_exception_handler(admin.NotAnAdmin, admin.not_an_admin)
+    for module in (pages, credits, admin):
+        app.include_router(module.router)

@@ -6,7 +6,6 @@ services as the API (another user's session is not found: the 404 page)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
@@ -14,7 +13,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from keen.auth import AuthService, Principal
@@ -30,22 +28,14 @@ from keen.server.dashboard.session import (
     pending_logins,
     set_cookie,
 )
+from keen.server.dashboard.units import acting
 from keen.server.deps import get_auth_policy, get_database, origin_of
 from keen.server.routes import agents
 from keen.store.actor import Actor
-from keen.store.db import set_acting_user
 
 router = APIRouter(include_in_schema=False)
 Browser = Annotated[Principal, Depends(browser_principal)]
 PAGE_SIZE = 50
-
-
-@asynccontextmanager
-async def acting(request: Request, me: Principal) -> AsyncIterator[AsyncSession]:
-    """A unit of work acting for the signed-in user (as the API's `current_user` makes it)."""
-    async with get_database(request).transaction() as session:
-        await set_acting_user(session, me.user_id, me.is_admin)
-        yield session
 
 
 @router.get("/")

@@ -3,6 +3,7 @@ multipart parser (the dashboard's forms are all URL-encoded)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -18,6 +19,14 @@ from keen.server.dashboard.session import CSRF_FIELD, check_csrf, csrf_token, en
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 templates = Jinja2Templates(directory=HERE / "templates")
+
+
+def amount(value: Decimal) -> str:
+    """An amount of credits without trailing zeros (25, 0.2, 1.000001)."""
+    return f"{Decimal(value).normalize():f}"
+
+
+templates.env.filters["amount"] = amount
 MAX_FORM_BYTES = 200_000
 STATUS_CLASS = {
     "created": "pending",
