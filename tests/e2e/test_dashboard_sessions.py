@@ -154,3 +154,28 @@ def test_a_second_user_gets_the_404_page_for_the_first_users_session(
     assert "Not found" in page.inner_text("h1")
     assert mine["vision"] not in page.content()
     tab.finish("session-not-found", expected_errors=("404",))
+
+
+def test_the_workspace_files_a_file_and_the_diff_against_the_start_commit(
+    browser: Any, server: Server, ada: User, tmp_path: Path
+) -> None:
+    files = [{"path": "src/hello.py", "content": "print('hello')\n"}]
+    script = write_script(
+        tmp_path / "files.json", [turn(call("write_files", files=files)), complete("written")]
+    )
+    done = execute(server.url, ada.headers, script)
+    wait_finished(server.url, ada.headers, done["id"])
+    tab = Browsing(browser, server.url, viewport=PHONE)
+    tab.sign_in(ada)
+    page = tab.page
+    page.goto(f"/sessions/{done['id']}")
+    page.click("text=Workspace files")
+    page.click("#files a:text-is('src/hello.py')")
+    assert page.text_content("#file-text") == "print('hello')\n"
+    page.click("text=Changes")
+    assert page.locator("#diff .file", has_text="src/hello.py").count() >= 1
+    assert page.locator("#diff .add", has_text="print('hello')").count() == 1
+    response = page.goto(f"/sessions/{done['id']}/files/src/missing.py")
+    assert response is not None and response.status == 404 and "Not found" in page.inner_text("h1")
+    page.goto(f"/sessions/{done['id']}/changes")
+    tab.finish("session-diff", expected_errors=("404",))

@@ -32,10 +32,10 @@ async def sign_in_required(request: Request, exc: Exception) -> Response:
 
 
 def install_dashboard(app: FastAPI) -> None:
-    from keen.server.dashboard import account, admin, credits, pages
+    from keen.server.dashboard import account, admin, credits, files, pages
 
     app.mount("/static", CachedStatic(directory=STATIC), name="static")
     app.add_exception_handler(SignInRequired, sign_in_required)
     app.add_exception_handler(admin.NotAnAdmin, admin.not_an_admin)
-    for module in (pages, credits, account, admin):
+    for module in (pages, files, credits, account, admin):
         app.include_router(module.router)
