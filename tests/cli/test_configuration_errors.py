@@ -35,6 +35,8 @@ COMMANDS: dict[str, list[str]] = {
     "serve": ["serve", "--port", "8000"],
     "admin create-user": ["admin", "create-user", "--email", "a@example.org", "--password-stdin"],
     "admin audit": ["admin", "audit", "verify"],
+    "admin grant-credits": ["admin", "grant-credits", "a@example.org", "5"],
+    "admin sweep-holds": ["admin", "sweep-holds"],
 }
 
 

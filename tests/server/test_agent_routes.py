@@ -1,11 +1,13 @@
 """`/api/v1/agents` in-process: what `execute` admits and refuses (scripted models, credits,
 running sessions, the hourly limit, repo URLs, the sandbox), a run that runs out of credits, an
-admin's run, and the session, tree, events, files, diff and archive routes."""
+admin's run, the session, tree, events, files, diff and archive routes, and the bounded queue
+of a WebSocket client that reads too slowly."""
 
 from __future__ import annotations
 
 import asyncio
 import io
+import json
 import tarfile
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
@@ -19,10 +21,12 @@ from sqlalchemy import select
 
 from authkit import PASSWORD, bearer, http_login, http_sign_up
 from helpers import call, complete, git, turn, write_script
-from keen.auth import ensure_first_admin
+from keen.auth import Principal, ensure_first_admin
+from keen.auth.scopes import USER_SCOPES
 from keen.config import DEFAULT_MODEL
 from keen.llm.base import Usage
 from keen.llm.pricing import require_price
+from keen.server import ws
 from keen.store.models import CreditHoldRow, CreditTransactionRow
 from ledgerkit import grant
 from runkit import AGENTS, FAST, RUN_ENV
@@ -329,3 +333,44 @@ async def test_without_bubblewrap_runs_are_refused_and_readiness_says_so(
     )
     headers, _ = await user(api, "operator-choice@example.org")
     assert (await execute(api, headers, quick(tmp_path))).status_code == 202
+
+
+class SilentSocket:
+    """A client that never reads: nothing leaves the queue."""
+
+    async def send_text(self, text: str) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_a_subscriber_that_does_not_keep_up_is_dropped_with_its_queue_bounded(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    headers, user_id = await user(api, "slow@example.org")
+    steps = [turn(call("continue_work", next_action=f"step {i}")) for i in range(10)]
+    session_id = (
+        await execute(api, headers, write_script(tmp_path / "many.json", [*steps, complete()]))
+    ).json()["id"]
+    await finished(api, headers, session_id)
+
+    monkeypatch.setattr(ws, "QUEUE_FRAMES", 8)
+    principal = Principal(user_id, "slow@example.org", "user", frozenset(USER_SCOPES), "sign_in", "family")
+    conn = ws.Connection(SilentSocket(), api[1].state.runs, principal)  # type: ignore[arg-type]
+    message: dict[str, Any] = {"type": "subscribe", "session_id": session_id, "after_seq": 0}
+    await conn.subscribe(message)
+    await asyncio.wait_for(conn.too_slow.wait(), 10)
+    assert conn.outgoing.qsize() == 8  # never more than the bound
+    await asyncio.sleep(0.05)
+    assert conn.subscriptions == {}  # its forwarding stopped
+    await conn.close()
+
+    # A client that keeps up gets the whole stream through the same queue.
+    monkeypatch.setattr(ws, "QUEUE_FRAMES", 1000)
+    keeping_up = ws.Connection(SilentSocket(), api[1].state.runs, principal)  # type: ignore[arg-type]
+    await keeping_up.subscribe({**message, "after_seq": 3})
+    frames: list[dict[str, Any]] = []
+    while not frames or frames[-1]["type"] != "end":
+        frame = await asyncio.wait_for(keeping_up.outgoing.get(), 10)
+        frames.append(frame if isinstance(frame, dict) else json.loads(frame))
+    seqs = [f["event"]["seq"] for f in frames if f["type"] == "event"]
+    assert seqs[0] == 4 and seqs == list(range(4, seqs[-1] + 1)) and not keeping_up.too_slow.is_set()
+    await keeping_up.close()
