@@ -37,7 +37,7 @@ def qr_data_uri(text: str) -> str:
 
 async def account_view(request: Request, me: Principal, status: int = 200, **shown: Any) -> Response:
     async with acting(request, me) as session:
-        keys = list(await ApiKeys(session, get_auth_policy(request)).list(me))
+        keys = list(await ApiKeys(session, get_auth_policy(request)).all(me))
         user = await session.get(UserRow, me.user_id)
     mfa_enabled = bool(user and user.mfa_enabled)
     values: dict[str, Any] = {"new_key": None, "enrolment": None, "recovery_codes": None, "error": None}

@@ -57,7 +57,7 @@ def reviewer(me: Principal) -> Reviewer:
 async def users_page(request: Request, me: Admin) -> Response:
     async with acting(request, me) as session:
         users = AdminUsers(session, get_auth_policy(request))
-        rows, total = await users.list(me, UserFilter(limit=100, offset=0), origin_of(request))
+        rows, total = await users.search(me, UserFilter(limit=100, offset=0), origin_of(request))
         people = list(rows)
     return page(
         request,
