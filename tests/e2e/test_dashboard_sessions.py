@@ -10,12 +10,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 
 from dashkit import PHONE, Browsing, User, enable_mfa, grant_credits, needs_chromium
 from helpers import call, complete, summon, turn, write_script
-from runkit import RUN_ENV, Ledger, events_of, execute, session_of, wait_finished
+from runkit import AGENTS, RUN_ENV, Ledger, events_of, execute, session_of, wait_finished
 from serverkit import Server
 
 pytestmark = [pytest.mark.slow, needs_chromium]
@@ -126,9 +127,18 @@ def test_cancel_from_the_page_shows_cancelled_within_3_seconds(
 ) -> None:
     script = write_script(tmp_path / "slow.json", [turn(call("run_command", command="sleep 60")), complete()])
     started = execute(server.url, ada.headers, script)
+    other = execute(server.url, ada.headers, script)
     tab = Browsing(browser, server.url, viewport=PHONE)
     tab.sign_in(ada)
     page = tab.page
+    # The list's badges follow their sessions live: one cancelled elsewhere turns `cancelled`.
+    badge = page.locator(f".badge[data-session='{other['id']}']")
+    expect(badge).to_have_attribute("data-status", "running", timeout=10_000)
+    cancelled = httpx.post(
+        f"{server.url}{AGENTS}/sessions/{other['id']}/cancel", headers=ada.headers, timeout=30
+    )
+    assert cancelled.status_code == 202, cancelled.text
+    expect(badge).to_have_attribute("data-status", "cancelled", timeout=6_000)
     page.goto(f"/sessions/{started['id']}")
     page.wait_for_selector("#timeline li[data-type='tool.started']", timeout=30_000)
     page.click("#cancel-form button")

@@ -118,6 +118,14 @@ async def sessions_page(request: Request, me: Browser) -> Response:
     return page(request, "sessions.html", me, sessions=items)
 
 
+@router.get("/sessions.json")
+async def session_statuses(request: Request, me: Browser) -> Response:
+    """The status of each of the sessions the list shows (its badges update from it)."""
+    async with agents.runs_of(request).service(agents.actor_of(me)) as service:
+        rows = await service.recent(limit=PAGE_SIZE)
+    return JSONResponse({row.id: row.status for row in rows}, headers={"Cache-Control": "no-store"})
+
+
 @router.get("/sessions/new")
 async def new_session_page(request: Request, me: Browser) -> Response:
     markup = agents.runs_of(request).settings.keen_credit_markup
