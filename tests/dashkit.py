@@ -81,6 +81,16 @@ class Browsing:
             page.click("button[type=submit]")
         page.wait_for_url("**/sessions")
 
+    def sign_in_by_keyboard(self, user: User) -> None:
+        """Sign in with the keyboard alone: the email field has the focus, Tab, Enter."""
+        page = self.page
+        page.goto("/login")
+        page.keyboard.type(user.email)
+        page.keyboard.press("Tab")
+        page.keyboard.type(PASSWORD)
+        page.keyboard.press("Enter")
+        page.wait_for_url("**/sessions")
+
     def finish(self, name: str, *, expected_errors: tuple[str, ...] = ()) -> None:
         """The screenshot of the final page, then: no console error but those expected."""
         ARTIFACTS.mkdir(exist_ok=True)

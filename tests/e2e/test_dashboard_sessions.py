@@ -156,8 +156,10 @@ def test_a_second_user_gets_the_404_page_for_the_first_users_session(
     wait_finished(server.url, ada.headers, mine["id"])
     grace = User(server.url, "grace@example.org")
     tab = Browsing(browser, server.url)
-    tab.sign_in(grace)
+    tab.sign_in_by_keyboard(grace)
     page = tab.page
+    page.keyboard.press("Tab")  # the first link of the page, reached by keyboard
+    assert page.evaluate("() => document.activeElement.textContent") == "keen"
     assert page.locator(f"a[href='/sessions/{mine['id']}']").count() == 0
     for path in (f"/sessions/{mine['id']}", f"/sessions/{mine['id']}/tree.json"):
         response = page.goto(path)
