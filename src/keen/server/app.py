@@ -14,6 +14,7 @@ from keen import __version__
 from keen.config import Settings, get_settings
 from keen.events.bus import EventBus
 from keen.runner.server_runs import ServerRuns
+from keen.server.dashboard import install_dashboard
 from keen.server.errors import install_error_handlers
 from keen.server.middleware import BodyLimitMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware
 from keen.server.openapi import install_openapi
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_middleware(app, settings)
     for router in ROUTERS:
         app.include_router(router)
+    install_dashboard(app)
     install_openapi(app)
     return app
 
