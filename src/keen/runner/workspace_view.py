@@ -21,6 +21,7 @@ import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from keen.errors import InputError, NotFoundError, PathEscapeError
 from keen.gitrepo import GitRepo, git_env
@@ -200,7 +201,7 @@ class _Exactly(io.RawIOBase):
     """`size` bytes of `handle`, padded with zeros if it shrank meanwhile (tar needs the size
     it was told)."""
 
-    def __init__(self, handle: io.BufferedReader | object, size: int) -> None:
+    def __init__(self, handle: BinaryIO, size: int) -> None:
         self.handle = handle
         self.left = size
 
@@ -211,7 +212,7 @@ class _Exactly(io.RawIOBase):
         if self.left <= 0:
             return b""
         want = self.left if n < 0 else min(n, self.left)
-        data = self.handle.read(want) or b""  # type: ignore[attr-defined]
+        data = self.handle.read(want) or b""
         if len(data) < want:
             data += b"\0" * (want - len(data))
         self.left -= len(data)

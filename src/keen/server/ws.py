@@ -217,11 +217,13 @@ async def _authenticate(websocket: WebSocket) -> Principal | None:
             if first.type != "auth":
                 raise ValueError("not an auth message")
         except TimeoutError:
-            return await _refuse(websocket, "unauthenticated", "no auth message within the time allowed")
+            await _refuse(websocket, "unauthenticated", "no auth message within the time allowed")
+            return None
         except (ValueError, ValidationError):
-            return await _refuse(
+            await _refuse(
                 websocket, "unauthenticated", 'the first message must be {"type": "auth", "token": "…"}'
             )
+            return None
         header = f"Bearer {first.token}"
     app = websocket.app
     origin = Origin(ip=client_ip(websocket))
@@ -229,9 +231,11 @@ async def _authenticate(websocket: WebSocket) -> Principal | None:
         async with app.state.db.transaction() as session:
             principal = await authenticate(session, get_auth_policy(websocket), header, origin)  # type: ignore[arg-type]
     except KeenError as exc:
-        return await _refuse(websocket, exc.code, exc.message)
+        await _refuse(websocket, exc.code, exc.message)
+        return None
     if not principal.has(SESSIONS_READ):
-        return await _refuse(websocket, "forbidden", f"this credential lacks the scope {SESSIONS_READ}")
+        await _refuse(websocket, "forbidden", f"this credential lacks the scope {SESSIONS_READ}")
+        return None
     return principal
 
 
@@ -239,7 +243,6 @@ async def _refuse(websocket: WebSocket, code: str, message: str) -> None:
     with contextlib.suppress(Exception):
         await websocket.send_json({"type": "error", "code": code, "message": message})
         await websocket.close(code=CLOSE_POLICY, reason=code[:120])
-    return None
 
 
 @router.websocket("/api/v1/ws")
