@@ -29,7 +29,7 @@ from keen.events.bus import Bus
 from keen.runner.admission import check_credits, check_server_model, first_call_worst_case
 from keen.runner.credit_meter import TreeAccount, credit_meter_factory, release_open_holds
 from keen.runner.lease import lease_alive
-from keen.runner.options import make_options
+from keen.runner.options import RunOptions, make_options
 from keen.runner.sessions import SessionService, new_session_id
 from keen.runner.workspaces import prepare_workspace, remove_workspace, repo_url_scheme, workspace_path
 from keen.store import Database, SessionRepository
@@ -148,10 +148,10 @@ class ServerRuns:
         elsewhere = {row.id for row in rows if lease_alive(row)}
         return len(mine | elsewhere)
 
-    async def _launch(self, actor: Actor, options: object, session_id: str) -> SessionRow:
+    async def _launch(self, actor: Actor, options: RunOptions, session_id: str) -> SessionRow:
         service = await self.service(actor).open()
         try:
-            await service.create(options, session_id=session_id)  # type: ignore[arg-type]
+            await service.create(options, session_id=session_id)
             row = await service.get(session_id)
         except BaseException:
             await service.close()

@@ -243,7 +243,6 @@ async def _refuse(websocket: WebSocket, code: str, message: str) -> None:
     with contextlib.suppress(Exception):
         await websocket.send_json({"type": "error", "code": code, "message": message})
         await websocket.close(code=CLOSE_POLICY, reason=code[:120])
-    return None
 
 
 @router.websocket("/api/v1/ws")
