@@ -1,0 +1,97 @@
+"""`keen breathe` when logged in to a server: the run happens there, the CLI shows it live."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from typing import Any
+
+from keen.cli.client import ServerClient
+from keen.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_NOT_COMPLETED,
+    EXIT_OK,
+    fail,
+    print_json,
+    stderr_console,
+    stdout_console,
+)
+from keen.errors import InputError
+
+DEFAULT_MAX_PARALLEL = 3
+
+
+def refuse_local_options(*, directory: Any, allow_dirty: bool, dry_run: bool, max_parallel: int) -> None:
+    """Options of a local run have no meaning on the server: each one is refused, naming why."""
+    if directory is not None:
+        raise InputError(
+            "--dir is for local runs: on the server each session works in a new workspace of its own "
+            "(add --local to run in DIR here)"
+        )
+    if allow_dirty:
+        raise InputError(
+            "--allow-dirty is for local runs: the server's workspace is always new (add --local)"
+        )
+    if dry_run:
+        raise InputError("--dry-run plans a local run: add --local to see its plan")
+    if max_parallel != DEFAULT_MAX_PARALLEL:
+        raise InputError("--max-parallel is for local runs: the server decides it (add --local)")
+
+
+def run_remote(
+    client: ServerClient,
+    body: dict[str, Any],
+    *,
+    budget: Decimal,
+    max_iterations: int,
+    verbose: bool,
+    as_json: bool,
+) -> int:
+    """Start the run on the server and follow it under the live view; Ctrl-C cancels it there."""
+    from keen.cli.remote_run import RemoteFollower, SigtermAsInterrupt, cancel_remote, start
+    from keen.cli.views import SessionView, report_renderable
+    from keen.events import types as ev
+    from keen.events.types import Event
+
+    session = start(client, body)
+    root_id = str(session["id"])
+    console = stderr_console() if as_json else stdout_console()
+    live = console.is_terminal and not os.environ.get("KEEN_PLAIN")
+    view = SessionView(
+        console,
+        model=str(session.get("model") or "?"),
+        budget=budget,
+        max_iterations=max_iterations,
+        live=live,
+        verbose=verbose,
+        title=f"keen breathe on {client.server}",
+    )
+
+    def reconnecting(reason: str) -> None:
+        stderr_console().print(
+            f"[yellow]connection to {client.server} lost ({reason}); resuming the stream…[/]", soft_wrap=True
+        )
+
+    finished: dict[str, Any] = {}
+    follower = RemoteFollower(client, root_id, on_reconnecting=reconnecting)
+    try:
+        with SigtermAsInterrupt(), view:
+            for item in follower.items():
+                view.handle(item)
+                if (
+                    isinstance(item, Event)
+                    and item.type == ev.SESSION_FINISHED
+                    and item.session_id == root_id
+                ):
+                    finished.update(item.data, session_id=root_id)
+    except KeyboardInterrupt:
+        problem = cancel_remote(client, root_id)
+        if problem is not None:
+            return fail(f"session {root_id} was not cancelled on {client.server}: {problem}")
+        stderr_console().print(f"cancelled session {root_id} on {client.server}", soft_wrap=True)
+        return EXIT_INTERRUPTED
+    if as_json:
+        print_json(finished)
+    elif finished:
+        console.print(report_renderable(finished, root_id, view.tree))
+    return EXIT_OK if finished.get("status") == "completed" else EXIT_NOT_COMPLETED
