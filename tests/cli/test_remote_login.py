@@ -166,3 +166,27 @@ def test_logout_without_a_login_says_so(server: Server, server_home: Path, tmp_p
     me: Person = person(server, server_home, tmp_path, "nobody@example.org", credits="")
     result = me.keen("logout")
     assert result.returncode == 0 and "not logged in" in result.stdout
+
+
+def test_a_client_whose_token_another_process_rotated_takes_the_new_one(
+    server: Server, server_home: Path, tmp_path: Path
+) -> None:
+    """Two processes loaded the same login; the first refreshes (rotating the refresh token), the
+    second then finds the rotated tokens in auth.json instead of presenting the used one (which
+    would revoke the whole family: the session lost for both)."""
+    from keen.cli.client import ServerClient
+
+    me = person(server, server_home, tmp_path, "twins@example.org", credits="")
+    assert me.login().returncode == 0
+    first = ServerClient.from_login(me.home)
+    second = ServerClient.from_login(me.home)
+    assert first is not None and second is not None
+    stale = first.credentials.access_token if first.credentials else ""
+    renewed = first.refresh(stale=stale)
+    assert json.loads((me.home / "auth.json").read_text())["refresh_token"] == renewed.refresh_token
+    taken = second.refresh(stale=stale)
+    assert taken.refresh_token == renewed.refresh_token  # not refreshed again
+    for client in (first, second):
+        assert client.get("/auth/profile")["email"] == "twins@example.org"
+        client.close()
+    assert json.loads(me.keen("status", "--json").stdout)["problems"] == []

@@ -19,7 +19,7 @@ from typing import Any
 AUTH_FILE = "auth.json"
 LOCK_FILE = "auth.lock"
 # An access token this close to its expiry is refreshed before it is used.
-EXPIRY_MARGIN_SECONDS = 5.0
+EXPIRY_MARGIN_SECONDS = 1.0
 
 
 @dataclass

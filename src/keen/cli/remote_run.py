@@ -75,20 +75,20 @@ class RemoteFollower:
                     yield item
                     if isinstance(item, Event) and _root_finished(item):
                         return
-                # The server closed the stream before the root's end (it is stopping): resume.
-                lost_since = lost_since or time.monotonic()
+                reason = "the server closed the stream"  # before the root's end: it is stopping
             except (httpx.TransportError, ConfigError) as exc:
                 if isinstance(exc, ConfigError) and "cannot reach" not in exc.message:
                     raise
-                if lost_since is None:
-                    lost_since = time.monotonic()
-                    if self.on_reconnecting is not None:
-                        self.on_reconnecting(str(exc) or type(exc).__name__)
-                if time.monotonic() - lost_since > RECONNECT_SECONDS:
-                    raise ConfigError(
-                        f"lost the connection to {self.client.server} for {RECONNECT_SECONDS:.0f} s "
-                        f"(session {self.root_id} may still be running: keen sessions show {self.root_id[:8]})"
-                    ) from None
+                reason = str(exc) or type(exc).__name__
+            if lost_since is None:
+                lost_since = time.monotonic()
+                if self.on_reconnecting is not None:
+                    self.on_reconnecting(reason)
+            elif time.monotonic() - lost_since > RECONNECT_SECONDS:
+                raise ConfigError(
+                    f"lost the connection to {self.client.server} for {RECONNECT_SECONDS:.0f} s "
+                    f"(session {self.root_id} may still be running: keen sessions show {self.root_id[:8]})"
+                )
             time.sleep(RECONNECT_PAUSE)
 
     def _stream(self) -> Iterator[Item]:
