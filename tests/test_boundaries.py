@@ -18,6 +18,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "store": {"agent", "tools", "cli", "server", "runner", "llm", "validation", *SDKS},
     "llm": {"agent", "tools", "store", "cli", "server", "runner", "validation"},
     "runner": {"cli", "server"},
+    "billing": {"agent", "tools", "cli", "server", "runner", "validation", *SDKS},
 }
 for base in BASE:
     FORBIDDEN[base] = {

@@ -26,23 +26,23 @@ async def test_a_super_admin_lists_users_with_filters_and_pages(any_auth: Auth) 
     root = await _bearer(any_auth, "root@example.org")
     admin = lambda s: AdminUsers(s, any_auth.policy)  # noqa: E731
     page, total = await any_auth.acting(
-        root, lambda s, me: admin(s).list(me, UserFilter(limit=2, offset=1), HERE)
+        root, lambda s, me: admin(s).search(me, UserFilter(limit=2, offset=1), HERE)
     )
     assert total == 7 and [u.email for u in page] == ["user0@example.org", "user1@example.org"]
     admins, total = await any_auth.acting(
-        root, lambda s, me: admin(s).list(me, UserFilter(role="admin"), HERE)
+        root, lambda s, me: admin(s).search(me, UserFilter(role="admin"), HERE)
     )
     assert total == 1 and admins[0].privileges == ["admin:users:read"]
     found, total = await any_auth.acting(
-        root, lambda s, me: admin(s).list(me, UserFilter(email_contains="USER3"), HERE)
+        root, lambda s, me: admin(s).search(me, UserFilter(email_contains="USER3"), HERE)
     )
     assert [u.email for u in found] == ["user3@example.org"]
     none, total = await any_auth.acting(
-        root, lambda s, me: admin(s).list(me, UserFilter(email_contains="%"), HERE)
+        root, lambda s, me: admin(s).search(me, UserFilter(email_contains="%"), HERE)
     )
     assert (none, total) == ([], 0)  # a wildcard is a character here, not a pattern
     with pytest.raises(InputError, match="unknown status"):
-        await any_auth.acting(root, lambda s, me: admin(s).list(me, UserFilter(status="gone"), HERE))
+        await any_auth.acting(root, lambda s, me: admin(s).search(me, UserFilter(status="gone"), HERE))
 
 
 async def test_suspending_a_user_ends_their_sign_ins_and_is_audited(any_auth: Auth) -> None:

@@ -36,7 +36,7 @@ async def test_a_key_works_with_both_headers_with_its_scopes_until_revoked(any_a
             frozenset({"profile:read"}),
             created.row.id,
         )
-    listed = await any_auth.acting(bearer, lambda s, me: ApiKeys(s, any_auth.policy).list(me))
+    listed = await any_auth.acting(bearer, lambda s, me: ApiKeys(s, any_auth.policy).all(me))
     assert [(k.id, k.name, k.last_used_at is not None) for k in listed] == [(created.row.id, "ci", True)]
     await any_auth.acting(bearer, lambda s, me: ApiKeys(s, any_auth.policy).revoke(me, created.row.id, HERE))
     with pytest.raises(AuthenticationError, match="this API key was revoked"):
@@ -63,7 +63,7 @@ async def test_another_account_cannot_see_or_revoke_a_key(any_auth: Auth) -> Non
     ada = await _signed_in(any_auth, "ada@example.org")
     bob = await _signed_in(any_auth, "bob@example.org")
     created = await _create(any_auth, ada, KeyRequest("mine"))
-    assert await any_auth.acting(bob, lambda s, me: ApiKeys(s, any_auth.policy).list(me)) == []
+    assert await any_auth.acting(bob, lambda s, me: ApiKeys(s, any_auth.policy).all(me)) == []
     with pytest.raises(NotFoundError):
         await any_auth.acting(bob, lambda s, me: ApiKeys(s, any_auth.policy).revoke(me, created.row.id, HERE))
     await any_auth.who(f"ApiKey {created.key}")  # still works

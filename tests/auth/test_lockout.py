@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from authkit import PASSWORD, Auth
 from keen.audit import Origin
 from keen.errors import AuthenticationError, RateLimitedError
-from keen.store.models import AuditLogRow
+from keen.store.models import AuditLogRow, LoginThrottleRow
 
 ATTACKER = Origin(ip="203.0.113.66", request_id="r")
 ELSEWHERE = Origin(ip="198.51.100.7", request_id="r")
@@ -81,3 +81,18 @@ async def test_lockouts_are_audited(auth: Auth) -> None:
         ("auth.login.locked", "medium", ATTACKER.ip),
     ]
     assert rows[1:-2] == [("auth.login.failure", "medium", ATTACKER.ip)] * (auth.policy.max_failures - 1)
+
+
+async def test_counters_of_old_failures_are_dropped(auth: Auth) -> None:
+    for n in range(3):
+        await _fail(auth, f"nobody{n}@example.org", 1, ATTACKER)
+    auth.clock.advance(seconds=901)
+    await _fail(auth, "someone@example.org", 1, ELSEWHERE)
+
+    async def subjects(session: AsyncSession) -> list[tuple[str, str]]:
+        rows = await session.execute(
+            select(LoginThrottleRow.scope, LoginThrottleRow.subject).order_by(LoginThrottleRow.scope)
+        )
+        return [(scope, subject) for scope, subject in rows]
+
+    assert await auth.unit(subjects) == [("account", "someone@example.org"), ("ip", ELSEWHERE.ip)]

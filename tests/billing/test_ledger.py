@@ -277,3 +277,22 @@ async def test_spending_limit_refusals_are_typed(db: Database) -> None:
         with pytest.raises(SpendingLimitReached) as refused:
             await ledger.hold(user, D("20.000001"), key="k")  # 100.000005 > the daily 100
     assert refused.value.details["limit"] == "daily" and refused.value.http_status == 402
+
+
+async def test_an_account_made_unlimited_is_charged_nothing_until_limited_again(db: Database) -> None:
+    user = await add_user(db)
+    await grant(db, user, "1")
+    async with as_admin(db) as ledger:
+        assert (await ledger.set_unlimited(user, True)).unlimited
+    async with as_user(db, user) as ledger:
+        with pytest.raises(PermissionDeniedError):
+            await ledger.set_unlimited(user, False)  # not the owner's to change
+    async with as_user(db, user) as ledger:
+        await ledger.hold(user, D(10), key="free")
+        assert (await ledger.charge(user, "free", D(10))).entry.type == "admin_bypass"
+    async with as_admin(db) as ledger:
+        await ledger.set_unlimited(user, False)
+    with pytest.raises(InsufficientCredits):
+        async with as_user(db, user) as ledger:
+            await ledger.hold(user, D(10), key="paid")
+    assert await invariant_problems(db, user) == []

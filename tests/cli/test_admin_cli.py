@@ -25,23 +25,17 @@ def _users(home: Path) -> list[tuple[str, str, str]]:
         return conn.execute("SELECT email, username, role FROM users ORDER BY created_at").fetchall()
 
 
+def _create(cwd: Path, email: str, password: str = PASSWORD, *flags: str) -> subprocess.CompletedProcess[str]:
+    return run_keen(
+        "admin", "create-user", "--email", email, "--password-stdin", *flags, cwd=cwd, env=ENV, input=password
+    )
+
+
 def test_create_user_with_the_password_on_stdin(tmp_path: Path, keen_home: Path) -> None:
-    made = run_keen(
-        "admin", "create-user", "--email", "Root@Example.org", "--admin", "--password-stdin", "--json",
-        cwd=tmp_path, env=ENV, input=PASSWORD + "\n",
-    )  # fmt: skip
+    made = _create(tmp_path, "Root@Example.org", PASSWORD + "\n", "--admin", "--json")
     assert made.returncode == 0, made.stderr
     assert json.loads(made.stdout)["role"] == "super_admin"
-    plain = run_keen(
-        "admin",
-        "create-user",
-        "--email",
-        "ada@example.org",
-        "--password-stdin",
-        cwd=tmp_path,
-        env=ENV,
-        input=PASSWORD,
-    )
+    plain = _create(tmp_path, "ada@example.org")
     assert plain.returncode == 0 and plain.stdout.startswith("created user ada@example.org (username ada")
     assert _users(keen_home) == [
         ("root@example.org", "root", "super_admin"),
@@ -55,37 +49,10 @@ def test_create_user_with_the_password_on_stdin(tmp_path: Path, keen_home: Path)
 def test_create_user_refuses_a_weak_password_a_taken_email_and_no_terminal(
     tmp_path: Path, keen_home: Path
 ) -> None:
-    weak = run_keen(
-        "admin",
-        "create-user",
-        "--email",
-        "a@example.org",
-        "--password-stdin",
-        cwd=tmp_path,
-        env=ENV,
-        input="weak",
-    )
+    weak = _create(tmp_path, "a@example.org", "weak")
     assert weak.returncode == 2 and "the password needs at least 8 characters" in weak.stderr
-    run_keen(
-        "admin",
-        "create-user",
-        "--email",
-        "a@example.org",
-        "--password-stdin",
-        cwd=tmp_path,
-        env=ENV,
-        input=PASSWORD,
-    )
-    taken = run_keen(
-        "admin",
-        "create-user",
-        "--email",
-        "A@example.org",
-        "--password-stdin",
-        cwd=tmp_path,
-        env=ENV,
-        input=PASSWORD,
-    )
+    assert _create(tmp_path, "a@example.org").returncode == 0
+    taken = _create(tmp_path, "A@example.org")
     assert taken.returncode == 2 and "an account with this email exists" in taken.stderr
     no_tty = run_keen("admin", "create-user", "--email", "b@example.org", cwd=tmp_path, env=ENV, input="")
     assert no_tty.returncode == 2 and "--password-stdin" in no_tty.stderr
@@ -141,16 +108,7 @@ def _read_until(fd: int, wanted: bytes, seen: bytes, timeout: float = 60) -> byt
 
 def test_audit_verify_says_intact_then_names_the_edited_entry(tmp_path: Path, keen_home: Path) -> None:
     for n in range(3):
-        run_keen(
-            "admin",
-            "create-user",
-            "--email",
-            f"u{n}@example.org",
-            "--password-stdin",
-            cwd=tmp_path,
-            env=ENV,
-            input=PASSWORD,
-        )
+        assert _create(tmp_path, f"u{n}@example.org").returncode == 0
     intact = run_keen("admin", "audit", "verify", cwd=tmp_path, env=ENV)
     assert (intact.returncode, intact.stdout.strip()) == (0, "chain intact (3 entries)")
     with sqlite3.connect(keen_home / "keen.db") as conn:

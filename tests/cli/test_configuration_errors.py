@@ -42,6 +42,8 @@ COMMANDS: dict[str, list[str]] = {
     "keys create": ["keys", "create", "ci"],
     "keys list": ["keys", "list"],
     "keys revoke": ["keys", "revoke", "abcd"],
+    "admin grant-credits": ["admin", "grant-credits", "a@example.org", "5"],
+    "admin sweep-holds": ["admin", "sweep-holds"],
 }
 
 

@@ -239,3 +239,18 @@ async def test_no_credentials_and_a_malformed_header_are_401(api: httpx.AsyncCli
     ):
         response = await api.get(f"{API}/profile", headers=headers)
         assert response.status_code == 401, headers
+
+
+async def test_malformed_json_and_a_huge_body_write_nothing(
+    api: httpx.AsyncClient, auth_app: FastAPI
+) -> None:
+    headers = {"Content-Type": "application/json"}
+    malformed = await api.post(
+        f"{API}/register", content=b'{"email": "a@example.org", "password":', headers=headers
+    )
+    assert malformed.status_code == 400 and error_of(malformed)["type"] == "bad_request"
+    huge = await api.post(
+        f"{API}/login", content=b'{"email": "' + b"a" * (10 * 1024 * 1024) + b'"}', headers=headers
+    )
+    assert huge.status_code == 413
+    assert await audit_actions(auth_app) == []

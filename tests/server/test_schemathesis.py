@@ -121,7 +121,7 @@ def test_the_fuzzing_catches_a_broken_route(tmp_path: Path, method: str, path: s
     )
 
     @given(case=cases)
-    @settings(max_examples=50, derandomize=True, deadline=None, database=None)
+    @settings(max_examples=100, derandomize=True, deadline=None, database=None)
     def fuzz(case: schemathesis.Case) -> None:
         case.call_and_validate(checks=CHECKS)
 

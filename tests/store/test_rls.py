@@ -3,7 +3,10 @@ of user A's rows in any tenant table, whatever the query asks for."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -11,21 +14,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from keen.store import Database
-from keen.store.db import run_migrations, set_acting_user
-from pgdb import app_login_role
+from keen.store.db import TENANT_TABLES, row_security_bypass, run_migrations, set_acting_user
+from pgdb import PG_ADMIN, app_login_role
 
-TENANT_TABLES = (
-    "sessions",
-    "session_events",
-    "auth_tokens",
-    "recovery_codes",
-    "audit_logs",
-    "credit_accounts",
-    "credit_holds",
-    "payments",
-    "credit_transactions",
-    "idempotency_keys",
-)
 # Tables the app role may only read and append to.
 APPEND_ONLY = ("audit_logs", "credit_transactions")
 A, B = "a" * 32, "b" * 32
@@ -172,3 +163,55 @@ def test_every_tenant_table_forces_row_level_security_and_the_app_role_cannot_by
     assert all(enabled and forced for _name, enabled, forced, _owner in tables)
     assert role is not None and role[1:] == (False, False) and group_bypass == (False,)
     assert all(owner != role[0] for *_rest, owner in tables)
+
+
+async def test_a_role_that_escapes_row_level_security_is_named(
+    app_url: str, pg_url: str, tmp_path: Path
+) -> None:
+    owner = Database(pg_url)  # the superuser that ran the migrations
+    app = Database(app_url)
+    sqlite = Database(f"sqlite:///{tmp_path}/k.db")
+    try:
+        assert await row_security_bypass(owner) == (
+            "the database role postgres is a superuser: row-level security does not apply to it"
+        )
+        assert await row_security_bypass(app) is None
+        assert await row_security_bypass(sqlite) is None
+    finally:
+        for db in (owner, app, sqlite):
+            await db.dispose()
+
+
+def test_the_documented_setup_owner_migrates_the_server_role_is_filtered(tmp_path: Path) -> None:
+    """docs/deployment.md's steps: an owner role (no superuser) migrates, a login role in
+    keen_app serves; only the owner is named as escaping row-level security."""
+    suffix = uuid.uuid4().hex[:8]
+    owner, server, name = f"keen_test_owner_{suffix}", f"keen_test_server_{suffix}", f"keen_test_{suffix}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(
+            "DO $$ BEGIN CREATE ROLE keen_app NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        )
+        conn.execute(f"CREATE ROLE {owner} LOGIN")
+        conn.execute(f"CREATE ROLE {server} LOGIN IN ROLE keen_app")
+        conn.execute(f"CREATE DATABASE {name} OWNER {owner}")
+    try:
+        run_migrations(f"postgresql://{owner}@127.0.0.1:5432/{name}")
+
+        async def check() -> tuple[str | None, str | None]:
+            as_owner = Database(f"postgresql://{owner}@127.0.0.1:5432/{name}")
+            as_server = Database(f"postgresql://{server}@127.0.0.1:5432/{name}")
+            try:
+                return await row_security_bypass(as_owner), await row_security_bypass(as_server)
+            finally:
+                await as_owner.dispose()
+                await as_server.dispose()
+
+        assert asyncio.run(check()) == (
+            f"the database role {owner} owns the tables: it can turn row-level security off",
+            None,
+        )
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            conn.execute(f"DROP ROLE IF EXISTS {server}")
+            conn.execute(f"DROP ROLE IF EXISTS {owner}")

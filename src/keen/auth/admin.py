@@ -56,7 +56,7 @@ class AdminUsers:
         self.session = session
         self.policy = policy
 
-    async def list(
+    async def search(
         self, admin: Principal, where: UserFilter, origin: Origin
     ) -> tuple[Sequence[UserRow], int]:
         if where.status is not None and where.status not in STATUSES:

@@ -8,6 +8,8 @@ credential carries are cut down to what the account holds now. The look-up runs 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,7 +17,7 @@ from keen.audit import AuditEntry, Origin, Risk, append
 from keen.auth.apikeys import display_prefix, is_api_key
 from keen.auth.keys import API_KEY, count_use
 from keen.auth.policy import AuthPolicy
-from keen.auth.principal import Principal
+from keen.auth.principal import Principal, Via
 from keen.auth.scopes import key_scopes, sign_in_scopes
 from keen.auth.signins import family_is_live
 from keen.auth.tokens import decode_access_token, keyed_digest
@@ -62,15 +64,7 @@ async def _from_access_token(session: AsyncSession, policy: AuthPolicy, token: s
     _check_active(user)
     if not await family_is_live(session, policy, user.id, claims.fam):
         raise AuthenticationError("this sign-in has ended (logged out or revoked): sign in again")
-    allowed = set(sign_in_scopes(user.role, user.privileges))
-    return Principal(
-        user_id=user.id,
-        email=user.email,
-        role=user.role,
-        scopes=frozenset(s for s in claims.scopes if s in allowed),
-        via="sign_in",
-        credential_id=claims.fam,
-    )
+    return _principal(user, claims.scopes, sign_in_scopes(user.role, user.privileges), "sign_in", claims.fam)
 
 
 async def _from_api_key(session: AsyncSession, policy: AuthPolicy, key: str, origin: Origin) -> Principal:
@@ -111,14 +105,21 @@ async def _from_api_key(session: AsyncSession, policy: AuthPolicy, key: str, ori
     _check_active(user)
     count_use(row, now)
     await session.flush()
-    allowed = set(key_scopes(user.role, user.privileges))
+    return _principal(user, row.scopes, key_scopes(user.role, user.privileges), "api_key", row.id)
+
+
+def _principal(
+    user: UserRow, carried: Iterable[str], allowed: Iterable[str], via: Via, credential_id: str
+) -> Principal:
+    """The caller, holding the scopes its credential carries that the account still has."""
+    held = set(allowed)
     return Principal(
         user_id=user.id,
         email=user.email,
         role=user.role,
-        scopes=frozenset(s for s in row.scopes if s in allowed),
-        via="api_key",
-        credential_id=row.id,
+        scopes=frozenset(s for s in carried if s in held),
+        via=via,
+        credential_id=credential_id,
     )
 
 

@@ -95,7 +95,7 @@ class ApiKeys:
         )
         return CreatedKey(row, key)
 
-    async def list(self, principal: Principal) -> Sequence[AuthTokenRow]:
+    async def all(self, principal: Principal) -> Sequence[AuthTokenRow]:
         query = (
             select(AuthTokenRow)
             .where(AuthTokenRow.user_id == principal.user_id, AuthTokenRow.kind == API_KEY)

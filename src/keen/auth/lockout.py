@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,6 +42,7 @@ class LoginThrottle:
     async def record_failure(self, email: str, ip: str | None) -> list[str]:
         """Count one failure; returns the scopes this failure locked (for the audit entry)."""
         now = self.policy.now()
+        await self._forget_old(now)
         locked = []
         for scope, subject in self._subjects(email, ip):
             row = await self._locked_row(scope, subject, now)
@@ -63,6 +64,16 @@ class LoginThrottle:
         if row is not None:
             await self.session.delete(row)
             await self.session.flush()
+
+    async def _forget_old(self, now: datetime) -> None:
+        """Counters whose window and lock are both over count nothing: drop them (guesses at
+        made-up emails would otherwise leave a row each, forever)."""
+        await self.session.execute(
+            delete(LoginThrottleRow).where(
+                LoginThrottleRow.window_started_at <= now - self.policy.lockout,
+                or_(LoginThrottleRow.locked_until.is_(None), LoginThrottleRow.locked_until <= now),
+            )
+        )
 
     async def _locked_row(self, scope: str, subject: str, now: datetime) -> LoginThrottleRow:
         """The counter row, created when missing, locked for this transaction (PostgreSQL)."""

@@ -7,6 +7,8 @@ is raised marked with `keep_writes`, and the unit of work commits those before a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keen.audit import AuditEntry, Origin, Risk, append
@@ -184,7 +186,7 @@ class AuthService:
         *,
         user: UserRow | None = None,
         user_id: str | None = None,
-        details: dict[str, object] | None = None,
+        details: Mapping[str, object] | None = None,
     ) -> None:
         owner = user.id if user is not None else user_id
         entry = AuditEntry(
@@ -193,6 +195,6 @@ class AuthService:
             actor,
             user_id=owner,
             target=f"user:{owner}" if owner else None,
-            details=details or {},
+            details=dict(details or {}),
         )
         await append(self.session, entry, origin, now=self.policy.now())

@@ -4,7 +4,7 @@ auto-recharge, payments, idempotent money requests, estimates and the sweeper (S
 from keen.billing.ledger import Ledger
 from keen.billing.limits import SpendingLimitReached
 from keen.billing.payments import PaymentProvider, PaymentResult, TestPaymentProvider, provider_for
-from keen.billing.records import Account, Charge, Entry, Hold, LedgerConfig, Purchase, SettingsChange
+from keen.billing.records import Account, Charge, Entry, Hold, LedgerConfig, Payment, Purchase, SettingsChange
 
 __all__ = [
     "Account",
@@ -13,6 +13,7 @@ __all__ = [
     "Hold",
     "Ledger",
     "LedgerConfig",
+    "Payment",
     "PaymentProvider",
     "PaymentResult",
     "Purchase",

@@ -14,20 +14,20 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from keen.billing.tables import IDEMPOTENCY_KEYS
 from keen.errors import ConflictError, InputError
-from keen.store.models import IdempotencyKeyRow
 
 KEY_TTL = timedelta(hours=24)
 MAX_KEY = 200
 HEADER = "Idempotency-Key"
-K = IdempotencyKeyRow.__table__.c
+K = IDEMPOTENCY_KEYS.c
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,11 @@ async def claim(
 ) -> StoredResponse | None:
     """Claim `key` for this request: None means go ahead (then `store` the response in the same
     transaction); otherwise the response the first request got."""
-    table = IdempotencyKeyRow.__table__
-    await session.execute(delete(table).where(K.user_id == user_id, K.key == key, K.expires_at <= now))
+    await session.execute(
+        delete(IDEMPOTENCY_KEYS).where(K.user_id == user_id, K.key == key, K.expires_at <= now)
+    )
     dialect = session.get_bind().dialect.name
-    insert = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    insert = (pg_insert if dialect == "postgresql" else sqlite_insert)(IDEMPOTENCY_KEYS)
     claimed = await session.execute(
         insert.values(
             user_id=user_id, key=key, request_hash=fingerprint, created_at=now, expires_at=now + KEY_TTL
@@ -66,7 +67,7 @@ async def claim(
     )
     if claimed.first() is not None:
         return None
-    row = (await session.execute(select(table).where(K.user_id == user_id, K.key == key))).one()
+    row = (await session.execute(select(IDEMPOTENCY_KEYS).where(K.user_id == user_id, K.key == key))).one()
     if row.request_hash != fingerprint:
         raise ConflictError(
             f"this {HEADER} was used for a different request; use a new key for a new request",
@@ -80,12 +81,14 @@ async def claim(
 async def store(session: AsyncSession, user_id: str, key: str, response: StoredResponse) -> None:
     """Keep the response of the request that claimed `key` (committed with its work)."""
     await session.execute(
-        update(IdempotencyKeyRow.__table__)
+        update(IDEMPOTENCY_KEYS)
         .where(K.user_id == user_id, K.key == key)
         .values(status_code=response.status_code, response=response.body)
     )
 
 
 async def delete_expired(session: AsyncSession, now: datetime) -> int:
-    result = await session.execute(delete(IdempotencyKeyRow.__table__).where(K.expires_at <= now))
+    result = cast(
+        CursorResult[Any], await session.execute(delete(IDEMPOTENCY_KEYS).where(K.expires_at <= now))
+    )
     return int(result.rowcount or 0)

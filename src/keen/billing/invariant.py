@@ -10,17 +10,15 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keen.store.models import CreditAccountRow, CreditHoldRow, CreditTransactionRow
+from keen.billing.tables import ACCOUNTS, ENTRIES, HOLDS
 
-A = CreditAccountRow.__table__.c
-H = CreditHoldRow.__table__.c
-T = CreditTransactionRow.__table__.c
+A, H, T = ACCOUNTS.c, HOLDS.c, ENTRIES.c
 ZERO = Decimal(0)
 
 
 async def problems(session: AsyncSession, user_id: str) -> list[str]:
     """What does not hold for the account of `user_id` (empty: all of it holds)."""
-    account = (await session.execute(select(CreditAccountRow.__table__).where(A.user_id == user_id))).first()
+    account = (await session.execute(select(ACCOUNTS).where(A.user_id == user_id))).first()
     if account is None:
         return []
     found: list[str] = []

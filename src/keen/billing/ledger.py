@@ -27,14 +27,15 @@ import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from keen.billing import audit, limits
+from keen.billing import access, audit, limits
+from keen.billing import statements as sql
 from keen.billing.limits import credits
 from keen.billing.money import ZERO, charge_credits, exact, hold_credits, parse_credits, usd
 from keen.billing.payments import PaymentProvider
@@ -50,20 +51,10 @@ from keen.billing.records import (
     SettingsChange,
     utcnow,
 )
-from keen.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
-from keen.store.db import acting_user
-from keen.store.models import (
-    CreditAccountRow,
-    CreditHoldRow,
-    CreditTransactionRow,
-    PaymentRow,
-    UserRow,
-)
+from keen.billing.tables import ACCOUNTS, ENTRIES, HOLDS, PAYMENTS
+from keen.errors import ConflictError, InputError, NotFoundError
+from keen.store.models import UserRow
 
-ACCOUNTS = CreditAccountRow.__table__
-HOLDS = CreditHoldRow.__table__
-ENTRIES = CreditTransactionRow.__table__
-PAYMENTS = PaymentRow.__table__
 A, H, T, P = ACCOUNTS.c, HOLDS.c, ENTRIES.c, PAYMENTS.c
 ADMIN_ROLES = ("admin", "super_admin")
 MAX_KEY = 200
@@ -139,19 +130,11 @@ class Ledger:
         """
         self.require_access(user_id)
         key = _checked_key(key)
+        if ttl is not None and ttl < timedelta(0):
+            raise InputError("a hold's time to live cannot be negative")
         amount = hold_credits(provider_cost, self.config.markup)
-        found = await self._hold_row(user_id, key)
-        if found is not None:
-            return Hold.of(found)
         now = self.clock()
         day, month = limits.day_key(now), limits.month_key(now)
-        bypass = False
-        if not await self._reserve(user_id, amount, day, month, now):
-            account = await self._account_row(user_id)
-            if account.unlimited:
-                bypass = True
-            elif not await self._reserve(user_id, amount, day, month, now):  # a new account
-                raise limits.refusal(await self._account_row(user_id), amount, now)
         hold = Hold(
             id=uuid.uuid4().hex,
             key=key,
@@ -159,27 +142,33 @@ class Ledger:
             amount=amount,
             provider_cost=usd(provider_cost),
             status="open",
-            bypass=bypass,
+            bypass=False,
             session_id=session_id,
             model=model,
             day_key=day,
             month_key=month,
             created_at=now,
-            expires_at=now + (ttl or self.config.hold_ttl),
+            expires_at=now + (self.config.hold_ttl if ttl is None else ttl),
         )
+        # The hold's row first, the account's (contended) row lock last: it is then held only
+        # until the commit. A key held already (asked again, or by a concurrent request that
+        # committed while this one waited on the key) is answered with that hold.
         values = {name: value for name, value in vars(hold).items() if name != "charged"}
-        statement = (
-            self._insert(HOLDS).values(**values).on_conflict_do_nothing(index_elements=["user_id", "key"])
-        )
-        if (await self.session.execute(statement.returning(H.id))).first() is None:
-            # The same key was held meanwhile (it committed while this waited for the account):
-            # give back what this one reserved and answer with that hold.
-            if not bypass:
-                await self._free(user_id, amount, day, month, now)
+        if (await self.session.execute(sql.INSERT_HOLD[self._dialect()], values)).first() is None:
             existing = await self._hold_row(user_id, key)
             assert existing is not None
             return Hold.of(existing)
-        return hold
+        counted = {"p_user": user_id, "p_amount": amount, "p_day": day, "p_month": month, "p_now": now}
+        if await self._changed(sql.RESERVE, counted):
+            return hold
+        account = await self._account_row(user_id)
+        if account.unlimited:
+            await self.session.execute(update(HOLDS).where(H.id == hold.id).values(bypass=True))
+            return replace(hold, bypass=True)
+        if await self._changed(sql.RESERVE, counted):  # the account was just opened
+            return hold
+        await self.session.execute(delete(HOLDS).where(H.id == hold.id))
+        raise limits.refusal(await self._account_row(user_id), amount, now)
 
     async def charge(
         self, user_id: str, key: str, provider_cost: Decimal, *, model: str | None = None
@@ -188,11 +177,21 @@ class Ledger:
         (see the module docstring for an actual above the hold); idempotent on `key`."""
         self.require_access(user_id)
         due = charge_credits(provider_cost, self.config.markup)
-        for _attempt in range(3):  # the hold may end (a release, a sweep) while this reads it
+        cost = usd(provider_cost)
+        now = self.clock()
+        params = {"p_user": user_id, "p_key": key, "p_due": due, "p_now": now}
+        captured = (await self.session.execute(sql.CAPTURE_OPEN, params)).first()
+        if captured is not None:  # the usual way: an open hold, captured in one statement
+            hold = Hold.of(captured)
+            assert hold.charged is not None
+            return await self._settle(
+                hold, due, cost, model, now, held=hold.amount, freed=hold.amount - hold.charged
+            )
+        for _attempt in range(3):  # a bypass or an ended hold; it may change while this reads it
             row = await self._existing_hold(user_id, key)
             if row.status == "captured":
                 return Charge(Hold.of(row), await self._entry_of_hold(row.id))
-            charged = await self._capture(Hold.of(row), due, usd(provider_cost), model)
+            charged = await self._capture_other(Hold.of(row), due, cost, model)
             if charged is not None:
                 return charged
         raise ConflictError(f"the hold {key!r} kept changing while it was being charged")
@@ -200,14 +199,21 @@ class Ledger:
     async def release(self, user_id: str, key: str) -> Hold:
         """Give back what the hold reserved; a hold that has ended already stays as it is."""
         self.require_access(user_id)
-        for _attempt in range(3):
-            row = await self._existing_hold(user_id, key)
-            if row.status != "open":
-                return Hold.of(row)
-            ended = await self._end_open_hold(row.id, "released", self.clock())
-            if ended is not None:
-                return ended
-        raise ConflictError(f"the hold {key!r} kept changing while it was being released")
+        now = self.clock()
+        ended = (
+            await self.session.execute(
+                sql.END_OPEN_BY_KEY, {"p_user": user_id, "p_key": key, "p_status": "released", "p_now": now}
+            )
+        ).first()
+        if ended is None:
+            return Hold.of(await self._existing_hold(user_id, key))
+        return await self._freed(Hold.of(ended), now)
+
+    async def find_hold(self, user_id: str, key: str) -> Hold | None:
+        """The hold of `key` in whatever state it is, or None."""
+        self.require_access(user_id)
+        row = await self._hold_row(user_id, key)
+        return None if row is None else Hold.of(row)
 
     async def expire_stale(self, *, batch: int = 500) -> list[Hold]:
         """End every open hold whose expiry has passed (exactly once: a hold another sweep
@@ -388,24 +394,24 @@ class Ledger:
     # Internals ---------------------------------------------------------------------------
 
     def require_access(self, user_id: str) -> None:
-        """The session acts for `user_id` or as an admin (on PostgreSQL, RLS checks it again)."""
-        actor = acting_user(self.session)
-        if actor is None:
-            raise PermissionDeniedError("the ledger needs an acting user (set_acting_user)")
-        if not actor.is_admin and actor.user_id != user_id:
-            raise PermissionDeniedError("an account's credits are its owner's (or an admin's) to move")
+        access.require_access(self.session, user_id)
 
     def require_admin(self) -> None:
-        actor = acting_user(self.session)
-        if actor is None or not actor.is_admin:
-            raise PermissionDeniedError("only an admin may do this to credits")
+        access.require_admin(self.session)
+
+    def _dialect(self) -> str:
+        return self.session.get_bind().dialect.name
 
     def _insert(self, table: Any) -> Any:
-        dialect = self.session.get_bind().dialect.name
-        return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+        return (pg_insert if self._dialect() == "postgresql" else sqlite_insert)(table)
 
-    async def _execute(self, statement: Any) -> Any:
-        return await self.session.execute(statement)
+    async def _execute(self, statement: Any, params: dict[str, Any] | None = None) -> CursorResult[Any]:
+        """Run a data-changing statement (its result says how many rows it changed)."""
+        return cast(CursorResult[Any], await self.session.execute(statement, params))
+
+    async def _changed(self, statement: Any, params: dict[str, Any] | None = None) -> bool:
+        """Run a conditional UPDATE of one row; whether its condition held (the row changed)."""
+        return bool((await self._execute(statement, params)).rowcount == 1)
 
     async def _account_row(self, user_id: str) -> Any:
         """The account's row, opened first when the user has none: unlimited for an admin role."""
@@ -444,32 +450,8 @@ class Ledger:
             await self.session.execute(select(ACCOUNTS).where(A.user_id == user_id).with_for_update())
         ).one()
 
-    async def _reserve(self, user_id: str, amount: Decimal, day: str, month: str, now: datetime) -> bool:
-        """The conditional UPDATE of a hold: reserves `amount` when it is available and within
-        both limits, in one statement; False (nothing changed) when not, or no such account."""
-        result = await self.session.execute(
-            update(ACCOUNTS)
-            .where(
-                A.user_id == user_id,
-                A.unlimited.is_(False),
-                A.balance - A.held >= credits(amount),
-                limits.within_limits(amount, day, month),
-            )
-            .values(held=A.held + credits(amount), updated_at=now, **limits.hold_counters(amount, day, month))
-        )
-        return bool(result.rowcount == 1)
-
-    async def _free(self, user_id: str, amount: Decimal, day: str, month: str, now: datetime) -> None:
-        await self.session.execute(
-            update(ACCOUNTS)
-            .where(A.user_id == user_id)
-            .values(
-                held=A.held - credits(amount), updated_at=now, **limits.freed_counters(amount, day, month)
-            )
-        )
-
     async def _hold_row(self, user_id: str, key: str) -> Any:
-        return (await self.session.execute(select(HOLDS).where(H.user_id == user_id, H.key == key))).first()
+        return (await self.session.execute(sql.HOLD_BY_KEY, {"p_user": user_id, "p_key": key})).first()
 
     async def _existing_hold(self, user_id: str, key: str) -> Any:
         row = await self._hold_row(user_id, key)
@@ -477,36 +459,31 @@ class Ledger:
             raise NotFoundError(f"no hold {key!r} on this account")
         return row
 
-    async def _claim(self, hold: Hold, status: str, now: datetime, charged: Decimal | None = None) -> bool:
-        """Move the hold from the status it was read in to `status`; False when something else
-        moved it first (the row lock makes exactly one of two racing claims win)."""
-        result = await self.session.execute(
-            update(HOLDS)
-            .where(H.id == hold.id, H.status == hold.status)
-            .values(status=status, ended_at=now, charged=charged)
-        )
-        return bool(result.rowcount == 1)
-
     async def _end_open_hold(self, hold_id: str, status: str, now: datetime) -> Hold | None:
         """Release or expire an open hold and give its reservation back; None when it was not open."""
-        row = (
-            await self.session.execute(
-                update(HOLDS)
-                .where(H.id == hold_id, H.status == "open")
-                .values(status=status, ended_at=now)
-                .returning(*HOLDS.c)
-            )
-        ).first()
-        if row is None:
-            return None
-        hold = Hold.of(row)
+        params = {"p_hold": hold_id, "p_status": status, "p_now": now}
+        row = (await self.session.execute(sql.END_OPEN_BY_ID, params)).first()
+        return None if row is None else await self._freed(Hold.of(row), now)
+
+    async def _freed(self, hold: Hold, now: datetime) -> Hold:
+        """Give back what an ended hold reserved (a bypass hold reserved nothing)."""
         if not hold.bypass:
-            await self._free(hold.user_id, hold.amount, hold.day_key, hold.month_key, now)
+            params = {
+                "p_user": hold.user_id,
+                "p_amount": hold.amount,
+                "p_day": hold.day_key,
+                "p_month": hold.month_key,
+            }
+            await self.session.execute(sql.FREE, {**params, "p_now": now})
         return hold
 
-    async def _capture(self, hold: Hold, due: Decimal, cost: Decimal, model: str | None) -> Charge | None:
+    async def _capture_other(
+        self, hold: Hold, due: Decimal, cost: Decimal, model: str | None
+    ) -> Charge | None:
+        """Charge a bypass hold (nothing, with a record of the would-be amount) or one that was
+        released or expired before its charge came (up to what is available now); None when
+        the hold changed meanwhile."""
         now = self.clock()
-        markup = exact(self.config.markup)
         if hold.bypass:
             if not await self._claim(hold, "captured", now, ZERO):
                 return None
@@ -522,38 +499,53 @@ class Ledger:
                 hold=hold,
                 model=model,
                 cost=cost,
-                markup=markup,
                 unbilled=due,
             )
             return Charge(replace(hold, status="captured", charged=ZERO), entry)
-        if hold.status == "open":
-            charged = min(due, hold.amount)
-            if not await self._claim(hold, "captured", now, charged):
-                return None
-            counters = limits.freed_counters(hold.amount - charged, hold.day_key, hold.month_key)
-            held_change = hold.amount
-        else:  # released or expired before its charge came: up to what is available now
-            if not await self._claim(hold, "captured", now):
-                return None
-            account = await self._lock_account(hold.user_id)
-            charged = max(min(due, account.balance - account.held), ZERO)
-            await self.session.execute(update(HOLDS).where(H.id == hold.id).values(charged=charged))
-            counters = limits.spent_counters(charged, hold.day_key, hold.month_key)
-            held_change = ZERO
-        after = (
-            await self.session.execute(
-                update(ACCOUNTS)
-                .where(A.user_id == hold.user_id)
-                .values(
-                    balance=A.balance - credits(charged),
-                    held=A.held - credits(held_change),
-                    lifetime_spent=A.lifetime_spent + credits(charged),
-                    updated_at=now,
-                    **counters,
-                )
-                .returning(A.balance, A.auto_recharge_enabled, A.auto_recharge_threshold)
-            )
-        ).one()
+        if not await self._claim(hold, "captured", now):
+            return None
+        account = await self._lock_account(hold.user_id)
+        charged = max(min(due, account.balance - account.held), ZERO)
+        await self.session.execute(update(HOLDS).where(H.id == hold.id).values(charged=charged))
+        return await self._settle(
+            replace(hold, charged=charged), due, cost, model, now, held=ZERO, freed=-charged
+        )
+
+    async def _claim(self, hold: Hold, status: str, now: datetime, charged: Decimal | None = None) -> bool:
+        """Move the hold from the status it was read in to `status`; False when something else
+        moved it first (the row lock makes exactly one of two racing claims win)."""
+        statement = (
+            update(HOLDS)
+            .where(H.id == hold.id, H.status == hold.status)
+            .values(status=status, ended_at=now, charged=charged)
+        )
+        return await self._changed(statement)
+
+    async def _settle(
+        self,
+        hold: Hold,
+        due: Decimal,
+        cost: Decimal,
+        model: str | None,
+        now: datetime,
+        *,
+        held: Decimal,
+        freed: Decimal,
+    ) -> Charge:
+        """Take a captured hold's charge from the balance, end its reservation (`held`), give
+        its periods back what it did not use (`freed`); its entry, audit and any auto-recharge."""
+        charged = hold.charged
+        assert charged is not None
+        params = {
+            "p_user": hold.user_id,
+            "p_charged": charged,
+            "p_held": held,
+            "p_freed": freed,
+            "p_day": hold.day_key,
+            "p_month": hold.month_key,
+            "p_now": now,
+        }
+        after = (await self.session.execute(sql.SETTLE, params)).one()
         unbilled = due - charged
         entry = await self._append(
             hold.user_id,
@@ -564,7 +556,6 @@ class Ledger:
             hold=hold,
             model=model,
             cost=cost,
-            markup=markup,
             unbilled=unbilled if unbilled > 0 else None,
         )
         details = {"amount": -charged, "balance_after": after.balance, "hold": hold.key, "unbilled": unbilled}
@@ -577,7 +568,7 @@ class Ledger:
             from keen.billing.recharge import start_recharge
 
             recharge = await start_recharge(self, hold.user_id, now)
-        return Charge(replace(hold, status="captured", charged=charged), entry, recharge)
+        return Charge(replace(hold, status="captured"), entry, recharge)
 
     async def _entry_of_hold(self, hold_id: str) -> Entry:
         row = (await self.session.execute(select(ENTRIES).where(T.hold_id == hold_id))).one()
@@ -594,37 +585,31 @@ class Ledger:
         hold: Hold | None = None,
         model: str | None = None,
         cost: Decimal | None = None,
-        markup: Decimal | None = None,
         unbilled: Decimal | None = None,
         payment_id: str | None = None,
         refund_of: int | None = None,
         reason: str | None = None,
     ) -> Entry:
-        """Append one ledger entry (the only INSERT into credit_transactions)."""
-        row = (
-            await self.session.execute(
-                insert(ENTRIES)
-                .values(
-                    user_id=user_id,
-                    type=type,
-                    amount=amount,
-                    balance_after=balance_after,
-                    provider_cost=cost,
-                    markup=markup,
-                    unbilled=unbilled,
-                    session_id=hold.session_id if hold else None,
-                    hold_id=hold.id if hold else None,
-                    payment_id=payment_id,
-                    refund_of=refund_of,
-                    model=model or (hold.model if hold else None),
-                    reason=reason,
-                    actor=self.actor,
-                    created_at=now,
-                )
-                .returning(*ENTRIES.c)
-            )
-        ).one()
-        return Entry.of(row)
+        """Append one ledger entry (the only INSERT into credit_transactions). A call's entry
+        (it has a provider cost) records the markup it was priced at."""
+        values = {
+            "user_id": user_id,
+            "type": type,
+            "amount": amount,
+            "balance_after": balance_after,
+            "provider_cost": cost,
+            "markup": exact(self.config.markup) if cost is not None else None,
+            "unbilled": unbilled,
+            "session_id": hold.session_id if hold else None,
+            "hold_id": hold.id if hold else None,
+            "payment_id": payment_id,
+            "refund_of": refund_of,
+            "model": model or (hold.model if hold else None),
+            "reason": reason,
+            "actor": self.actor,
+            "created_at": now,
+        }
+        return Entry.of((await self.session.execute(sql.APPEND_ENTRY, values)).one())
 
     async def _payment_by_request(self, request_key: str) -> Any:
         return (await self.session.execute(select(PAYMENTS).where(P.request_key == request_key))).first()

@@ -16,12 +16,12 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, case, literal
 
+from keen.billing.money import ZERO
+from keen.billing.tables import ACCOUNTS
 from keen.errors import InsufficientCredits
-from keen.store.models import CreditAccountRow, Credits
+from keen.store.models import Credits
 
-ACCOUNT = CreditAccountRow.__table__.c
-
-ZERO = Decimal(0)
+ACCOUNT = ACCOUNTS.c
 
 
 class SpendingLimitReached(InsufficientCredits):
@@ -38,25 +38,26 @@ def month_key(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y-%m")
 
 
-def credits(value: Decimal) -> ColumnElement[Decimal]:
-    """An amount bound with the ledger's column type (micro-credits on SQLite)."""
-    return literal(value, Credits())
+def credits(value: Decimal | ColumnElement[Decimal]) -> ColumnElement[Decimal]:
+    """An amount bound with the ledger's column type (micro-credits on SQLite); a bound
+    parameter of a statement built once is used as it is."""
+    return value if isinstance(value, ColumnElement) else literal(value, Credits())
 
 
-def used_in(key_column: Any, used_column: Any, key: str) -> ColumnElement[Decimal]:
+def used_in(key_column: Any, used_column: Any, key: Any) -> ColumnElement[Decimal]:
     """What `used_column` counts in period `key` (0 when the row's counter is of another one)."""
     return case((key_column == key, used_column), else_=credits(ZERO))
 
 
-def day_used(key: str) -> ColumnElement[Decimal]:
+def day_used(key: Any) -> ColumnElement[Decimal]:
     return used_in(ACCOUNT.day_key, ACCOUNT.day_used, key)
 
 
-def month_used(key: str) -> ColumnElement[Decimal]:
+def month_used(key: Any) -> ColumnElement[Decimal]:
     return used_in(ACCOUNT.month_key, ACCOUNT.month_used, key)
 
 
-def hold_counters(amount: Decimal, day: str, month: str) -> dict[str, Any]:
+def hold_counters(amount: Any, day: Any, month: Any) -> dict[str, Any]:
     """The SET clause of a hold of `amount` placed in `day` / `month`."""
     return {
         "day_key": day,
@@ -66,14 +67,14 @@ def hold_counters(amount: Decimal, day: str, month: str) -> dict[str, Any]:
     }
 
 
-def within_limits(amount: Decimal, day: str, month: str) -> ColumnElement[bool]:
+def within_limits(amount: Any, day: Any, month: Any) -> ColumnElement[bool]:
     """The WHERE condition that a hold of `amount` fits both limits."""
     return (day_used(day) + credits(amount) <= ACCOUNT.daily_limit) & (
         month_used(month) + credits(amount) <= ACCOUNT.monthly_limit
     )
 
 
-def freed_counters(freed: Decimal, day: str, month: str) -> dict[str, Any]:
+def freed_counters(freed: Any, day: Any, month: Any) -> dict[str, Any]:
     """The SET clause giving back `freed` credits of a hold placed in `day` / `month`: only while
     those are still the account's current periods."""
     return {
@@ -86,11 +87,6 @@ def freed_counters(freed: Decimal, day: str, month: str) -> dict[str, Any]:
             else_=ACCOUNT.month_used,
         ),
     }
-
-
-def spent_counters(spent: Decimal, day: str, month: str) -> dict[str, Any]:
-    """The SET clause adding `spent` credits (a late charge of an ended hold) to its periods."""
-    return freed_counters(-spent, day, month)
 
 
 @dataclass(frozen=True)

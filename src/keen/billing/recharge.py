@@ -21,14 +21,14 @@ from sqlalchemy import case, select, update
 from keen.billing import audit, limits
 from keen.billing.limits import credits
 from keen.billing.payments import PaymentProvider
-from keen.store.models import CreditAccountRow, PaymentRow
+from keen.billing.tables import ACCOUNTS, PAYMENTS
 
 if TYPE_CHECKING:
     from keen.billing.ledger import Ledger
     from keen.billing.records import Purchase
 
-A = CreditAccountRow.__table__.c
-P = PaymentRow.__table__.c
+A = ACCOUNTS.c
+P = PAYMENTS.c
 KIND = "auto_recharge"
 
 
@@ -42,7 +42,7 @@ async def start_recharge(ledger: Ledger, user_id: str, now: datetime) -> str | N
     session = ledger.session
     amount = (
         await session.execute(
-            update(CreditAccountRow.__table__)
+            update(ACCOUNTS)
             .where(
                 A.user_id == user_id,
                 A.auto_recharge_enabled.is_(True),
@@ -59,7 +59,7 @@ async def start_recharge(ledger: Ledger, user_id: str, now: datetime) -> str | N
         return None
     payment_id = uuid.uuid4().hex
     await session.execute(
-        PaymentRow.__table__.insert().values(
+        PAYMENTS.insert().values(
             id=payment_id,
             user_id=user_id,
             provider="",
@@ -78,9 +78,7 @@ async def complete_recharge(ledger: Ledger, payment_id: str, provider: PaymentPr
     from keen.billing.records import Payment, Purchase
 
     session = ledger.session
-    row = (
-        await session.execute(select(PaymentRow.__table__).where(P.id == payment_id, P.status == "pending"))
-    ).first()
+    row = (await session.execute(select(PAYMENTS).where(P.id == payment_id, P.status == "pending"))).first()
     if row is None:
         return None
     ledger.require_access(row.user_id)
@@ -97,7 +95,7 @@ async def complete_recharge(ledger: Ledger, payment_id: str, provider: PaymentPr
         succeeded = known is None  # a provider payment id credited already is not credited again
     ended = (
         await session.execute(
-            update(PaymentRow.__table__)
+            update(PAYMENTS)
             .where(P.id == payment_id, P.status == "pending")
             .values(
                 provider=provider.name,
@@ -106,7 +104,7 @@ async def complete_recharge(ledger: Ledger, payment_id: str, provider: PaymentPr
                 error=None if succeeded else (result.error or "the payment failed"),
                 completed_at=now,
             )
-            .returning(*PaymentRow.__table__.c)
+            .returning(*PAYMENTS.c)
         )
     ).first()
     if ended is None:  # another process completed it meanwhile
@@ -116,7 +114,7 @@ async def complete_recharge(ledger: Ledger, payment_id: str, provider: PaymentPr
         return Purchase(payment, await ledger.credit_payment(payment, reason=KIND))
     month = limits.month_key(row.created_at)
     await session.execute(
-        update(CreditAccountRow.__table__)
+        update(ACCOUNTS)
         .where(A.user_id == row.user_id)
         .values(
             recharge_month_total=case(

@@ -24,7 +24,9 @@ sessions_app = typer.Typer(help="Inspect, follow, resume, replay and cancel sess
 app.add_typer(sessions_app, name="sessions")
 db_app = typer.Typer(help="The database: migrations and their status.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-admin_app = typer.Typer(help="Server administration: accounts and the audit log.", no_args_is_help=True)
+admin_app = typer.Typer(
+    help="Server administration: accounts, credits and the audit log.", no_args_is_help=True
+)
 app.add_typer(admin_app, name="admin")
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 admin_app.add_typer(audit_app, name="audit")
@@ -383,6 +385,29 @@ def admin_create_user(
             as_json=as_json,
         )
     )
+
+
+@admin_app.command("grant-credits", context_settings={"ignore_unknown_options": True})
+def admin_grant_credits(
+    user: Annotated[str, typer.Argument(help="The account: its id, email or username.")],
+    amount: Annotated[str, typer.Argument(help="Credits, e.g. 25 or 2.5 (negative takes them back).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the ledger and the audit log).")] = (
+        "granted by an operator"
+    ),
+    as_json: JsonOpt = False,
+) -> None:
+    """Adjust an account's credits, with a reason (a ledger entry and an audit entry)."""
+    from keen.cli.commands.admin_credits import grant_credits_command
+
+    raise typer.Exit(grant_credits_command(user=user, amount=amount, reason=reason, as_json=as_json))
+
+
+@admin_app.command("sweep-holds")
+def admin_sweep_holds(as_json: JsonOpt = False) -> None:
+    """Expire stale credit holds now (the server also does it on a timer)."""
+    from keen.cli.commands.admin_credits import sweep_holds_command
+
+    raise typer.Exit(sweep_holds_command(as_json=as_json))
 
 
 @audit_app.command("verify")

@@ -30,6 +30,7 @@ from keen.runner.options import RunOptions
 from keen.runner.worktree_lock import WorktreeLock
 from keen.store import Database, SessionRepository, SqlEventStore
 from keen.store.actor import LOCAL_ACTOR, Actor
+from keen.store.db import open_database
 from keen.store.models import SessionRow
 from keen.tools.context import SummonRequest
 from keen.tools.sandbox import Mode, SandboxPolicy, require_sandbox
@@ -237,16 +238,7 @@ class SessionService:
             local_file = self.settings.keen_database_url is None
             if local_file:
                 self.settings.ensure_home()
-            db = Database(self.settings.database_url)
-            try:
-                if db.is_sqlite:  # a local file upgrades itself; shared databases use `keen db upgrade`
-                    await db.upgrade()
-                else:
-                    await db.require_current()
-            except BaseException:
-                await db.dispose()
-                raise
-            self._use(db)
+            self._use(await open_database(self.settings.database_url))
         return self
 
     def _use(self, db: Database) -> None:

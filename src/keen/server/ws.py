@@ -21,9 +21,11 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -88,12 +90,13 @@ class Connection:
         self.runs = runs
         self.principal = principal
         self.actor = Actor(principal.user_id, principal.is_admin)
-        self.outgoing: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=QUEUE_FRAMES)
+        self.outgoing: asyncio.Queue[dict[str, Any] | str] = asyncio.Queue(maxsize=QUEUE_FRAMES)
         self.subscriptions: dict[str, asyncio.Task[None]] = {}
         self.too_slow = asyncio.Event()
 
-    def send(self, frame: dict[str, Any]) -> None:
-        """Queue a frame; a full queue means the client does not keep up."""
+    def send(self, frame: dict[str, Any] | str) -> None:
+        """Queue a frame (a dict, or one encoded already); a full queue means the client does
+        not keep up."""
         try:
             self.outgoing.put_nowait(frame)
         except asyncio.QueueFull:
@@ -166,7 +169,7 @@ class Connection:
                     if item is HEARTBEAT:
                         continue
                     if isinstance(item, Event):
-                        self.send({"type": "event", "session_id": root_id, "event": item.to_dict()})
+                        self.send(event_frame(root_id, item))
                         if ends_stream(item):
                             self.send({"type": "end", "session_id": root_id})
                     elif isinstance(item, LiveDelta):
@@ -290,11 +293,31 @@ async def _receive(conn: Connection) -> None:
             await conn.handle(text)
 
 
+def event_frame(root_id: str, event: Event) -> str:
+    """The frame of a stored event, encoded once for every subscriber that is sent it."""
+    key = (root_id, event.seq)
+    frame = _ENCODED.get(key)
+    if frame is None:
+        frame = encode({"type": "event", "session_id": root_id, "event": event.to_dict()})
+        _ENCODED[key] = frame
+        if len(_ENCODED) > ENCODED_KEPT:
+            _ENCODED.popitem(last=False)
+    return frame
+
+
+def encode(frame: dict[str, Any]) -> str:
+    return orjson.dumps(frame, default=str).decode()
+
+
+ENCODED_KEPT = 4096
+_ENCODED: OrderedDict[tuple[str, int], str] = OrderedDict()
+
+
 async def _send(conn: Connection) -> None:
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
         while True:
             frame = await conn.outgoing.get()
-            await conn.websocket.send_text(json.dumps(frame, separators=(",", ":"), default=str))
+            await conn.websocket.send_text(frame if isinstance(frame, str) else encode(frame))
 
 
 async def _heartbeats(conn: Connection, every: float) -> None:

@@ -244,6 +244,45 @@ def acting_user(session: AsyncSession) -> Actor | None:
     return actor if isinstance(actor, Actor) else None
 
 
+TENANT_TABLES = (
+    "sessions",
+    "session_events",
+    "auth_tokens",
+    "recovery_codes",
+    "audit_logs",
+    "credit_accounts",
+    "credit_holds",
+    "payments",
+    "credit_transactions",
+    "idempotency_keys",
+)
+_ROLE_FACTS = text(
+    "SELECT current_user, r.rolsuper, r.rolbypassrls, "
+    "(SELECT count(*) FROM pg_class c WHERE c.relname = ANY(:tables) AND c.relkind = 'r' "
+    "AND pg_has_role(current_user, c.relowner, 'USAGE')) "
+    "FROM pg_roles r WHERE r.rolname = current_user"
+)
+
+
+async def row_security_bypass(db: Database) -> str | None:
+    """Why the role `db` connects as escapes row-level security (PostgreSQL), or None when it
+    is filtered like the server's role must be: not a superuser, not BYPASSRLS, and not the
+    tables' owner (who can turn it off). Always None on SQLite, which has no RLS."""
+    if db.is_sqlite:
+        return None
+    async with db.engine.connect() as conn:
+        role, superuser, bypass, owned = (
+            await conn.execute(_ROLE_FACTS, {"tables": list(TENANT_TABLES)})
+        ).one()
+    if superuser:
+        return f"the database role {role} is a superuser: row-level security does not apply to it"
+    if bypass:
+        return f"the database role {role} has BYPASSRLS: row-level security does not apply to it"
+    if owned:
+        return f"the database role {role} owns the tables: it can turn row-level security off"
+    return None
+
+
 def keep_writes(exc: E) -> E:
     """Mark a refusal whose writes are to be committed before it is reported (see transaction)."""
     setattr(exc, _KEEP_WRITES, True)
@@ -259,6 +298,21 @@ def _apply_acting_user(session: Session, _transaction: SessionTransaction, conne
     actor = session.info.get(_ACTING_USER)
     if isinstance(actor, Actor) and connection.dialect.name == "postgresql":
         connection.execute(_SET_ACTING_USER, _acting_user_params(actor))
+
+
+async def open_database(url: str) -> Database:
+    """The database at `url`, ready for this keen: a SQLite file is brought to the schema (it is
+    local and keen's own); a shared database must already be current (`keen db upgrade`)."""
+    db = Database(url)
+    try:
+        if db.is_sqlite:
+            await db.upgrade()
+        else:
+            await db.require_current()
+    except BaseException:
+        await db.dispose()
+        raise
+    return db
 
 
 def run_migrations(url: str, revision: str = "head") -> None:

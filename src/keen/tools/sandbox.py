@@ -177,6 +177,10 @@ def _mounts(hidden: Iterable[Path], writable: Iterable[Path]) -> list[str]:
             out += ["--tmpfs", str(path)]
         else:
             out += ["--ro-bind", os.devnull, str(path)]
+    # Each hidden directory is an empty tmpfs, made read-only once the writable paths inside it
+    # are mounted: a command can neither read keen's home nor leave anything there.
+    for path in sorted(p for p in hide if p.is_dir()):
+        out += ["--remount-ro", str(path)]
     return out
 
 

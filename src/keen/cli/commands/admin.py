@@ -64,20 +64,11 @@ def _password(from_stdin: bool) -> str:
 
 
 async def _open(settings: Any) -> Any:
-    from keen.store import Database
+    from keen.store.db import open_database
 
     if settings.keen_database_url is None:
         settings.ensure_home()
-    db = Database(settings.database_url)
-    try:
-        if settings.keen_database_url is None:
-            await db.upgrade()
-        else:
-            await db.require_current()
-    except BaseException:
-        await db.dispose()
-        raise
-    return db
+    return await open_database(settings.database_url)
 
 
 async def _create_user(

@@ -70,7 +70,7 @@ async def first_admin(settings: Settings, db: Any) -> bool | None:
         if exc.name in {"keen.auth", "keen.auth.bootstrap"}:
             return None
         raise
-    result = ensure_first_admin(settings, db)
+    result: object = ensure_first_admin(settings, db)
     if inspect.isawaitable(result):
         result = await result
     return result if isinstance(result, bool) else None

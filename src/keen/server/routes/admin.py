@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from keen.audit import AuditEntry, Risk, append
@@ -71,9 +71,11 @@ class AuditLogEntry(BaseModel):
     prev_hash: str
     hash: str
 
+    model_config = ConfigDict(from_attributes=True)
+
     @classmethod
     def of(cls, row: AuditLogRow) -> AuditLogEntry:
-        return cls(**{name: getattr(row, name) for name in cls.model_fields})
+        return cls.model_validate(row)
 
 
 class AuditPage(BaseModel):
@@ -111,7 +113,7 @@ async def list_users(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> UserPage:
     where = UserFilter(status=status, role=role, email_contains=email, limit=limit, offset=offset)
-    rows, total = await AdminUsers(session, policy).list(me, where, origin)
+    rows, total = await AdminUsers(session, policy).search(me, where, origin)
     return UserPage(items=[Profile.of(u) for u in rows], total=total, limit=limit, offset=offset)
 
 

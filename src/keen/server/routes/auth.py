@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from keen.auth import ApiKeys, AuthService, KeyRequest, Principal, TwoFactor
 from keen.auth.keys import DEFAULT_EXPIRY_DAYS, DEFAULT_HOURLY_LIMIT, MAX_EXPIRY_DAYS, MAX_HOURLY_LIMIT
@@ -51,6 +51,8 @@ class RefreshBody(StrictModel):
 
 
 class Profile(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     email: str
     username: str
@@ -64,18 +66,7 @@ class Profile(BaseModel):
 
     @classmethod
     def of(cls, user: UserRow) -> Profile:
-        return cls(
-            id=user.id,
-            email=user.email,
-            username=user.username,
-            display_name=user.display_name,
-            role=user.role,
-            status=user.status,
-            privileges=list(user.privileges),
-            mfa_enabled=user.mfa_enabled,
-            created_at=user.created_at,
-            last_login_at=user.last_login_at,
-        )
+        return cls.model_validate(user)
 
 
 class Tokens(BaseModel):
@@ -108,6 +99,8 @@ class ApiKeyBody(StrictModel):
 
 
 class ApiKeyInfo(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     name: str
     prefix: str
@@ -120,17 +113,7 @@ class ApiKeyInfo(BaseModel):
 
     @classmethod
     def of(cls, row: AuthTokenRow) -> ApiKeyInfo:
-        return cls(
-            id=row.id,
-            name=row.name or "",
-            prefix=row.prefix or "",
-            scopes=list(row.scopes),
-            rate_limit_per_hour=row.rate_limit_per_hour or DEFAULT_HOURLY_LIMIT,
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-            revoked_at=row.revoked_at,
-            last_used_at=row.last_used_at,
-        )
+        return cls.model_validate(row)
 
 
 class CreatedApiKey(ApiKeyInfo):
@@ -223,7 +206,7 @@ async def create_api_key(
 
 @router.get("/api-keys", response_model=list[ApiKeyInfo])
 async def list_api_keys(me: AccountManager, session: DbSession, policy: AuthPolicyDep) -> list[ApiKeyInfo]:
-    return [ApiKeyInfo.of(row) for row in await ApiKeys(session, policy).list(me)]
+    return [ApiKeyInfo.of(row) for row in await ApiKeys(session, policy).all(me)]
 
 
 @router.delete("/api-keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
