@@ -5,7 +5,6 @@ API key printed once, listed without its secret, working, and refused once revok
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,24 +14,11 @@ import pytest
 from authkit import API
 from helpers import call, complete, turn, write_script
 from remotekit import person
-from runkit import RUN_ENV, Ledger
+from runkit import Ledger
 from serverkit import Server
 
 pytestmark = pytest.mark.slow
 FAST = ("--gates", "off", "--no-web-search")
-
-
-@pytest.fixture
-def server_home(tmp_path: Path) -> Path:
-    return tmp_path / "server-home"
-
-
-@pytest.fixture
-def server(server_home: Path) -> Iterator[Server]:
-    running = Server(server_home, RUN_ENV)
-    running.wait_live()
-    yield running
-    running.stop()
 
 
 def test_sessions_and_credits_are_the_servers_after_a_remote_run(

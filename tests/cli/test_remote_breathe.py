@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,19 +21,6 @@ from serverkit import Server
 pytestmark = pytest.mark.slow
 MARKUP = Decimal(5)
 FAST = ("--gates", "off", "--no-web-search")
-
-
-@pytest.fixture
-def server_home(tmp_path: Path) -> Path:
-    return tmp_path / "server-home"
-
-
-@pytest.fixture
-def server(server_home: Path) -> Iterator[Server]:
-    running = Server(server_home, RUN_ENV)
-    running.wait_live()
-    yield running
-    running.stop()
 
 
 def slow_script(path: Path, steps: int, delay_ms: int = 300) -> Path:

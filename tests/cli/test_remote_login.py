@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import stat
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -17,23 +16,9 @@ import pytest
 from authkit import API, PASSWORD
 from keen.auth.mfa import totp_code
 from remotekit import Person, person
-from runkit import RUN_ENV
 from serverkit import Server, free_port
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def server_home(tmp_path: Path) -> Path:
-    return tmp_path / "server-home"
-
-
-@pytest.fixture
-def server(server_home: Path) -> Iterator[Server]:
-    running = Server(server_home, RUN_ENV)
-    running.wait_live()
-    yield running
-    running.stop()
 
 
 def enable_mfa(server: Server, headers: dict[str, str]) -> str:

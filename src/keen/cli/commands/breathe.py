@@ -90,39 +90,26 @@ def breathe_command(
 
     def body() -> int:
         settings = settings_or_fail()
+        run: dict[str, Any] = {
+            "directory": directory,
+            "model": model,
+            "max_iterations": max_iterations,
+            "budget": budget,
+            "phase": phase,
+            "max_depth": max_depth,
+            "gates": gates,
+            "web_search": web_search,
+            "allow_dirty": allow_dirty,
+            "max_parallel": max_parallel,
+        }
         if not local and (client := _server_login(settings)) is not None:
+            from keen.cli.commands.remote_breathe import breathe_on_server
+
             with client:
-                return _breathe_on_server(
-                    client,
-                    vision=read_vision(vision, file),
-                    directory=directory,
-                    model=model,
-                    max_iterations=max_iterations,
-                    budget=budget,
-                    phase=phase,
-                    max_depth=max_depth,
-                    gates=gates,
-                    web_search=web_search,
-                    allow_dirty=allow_dirty,
-                    dry_run=dry_run,
-                    max_parallel=max_parallel,
-                    verbose=verbose,
-                    as_json=as_json,
+                return breathe_on_server(
+                    client, read_vision(vision, file), run, dry_run=dry_run, verbose=verbose, as_json=as_json
                 )
-        options = make_options(
-            settings,
-            vision=read_vision(vision, file),
-            directory=directory,
-            model=model,
-            max_iterations=max_iterations,
-            budget=budget,
-            phase=phase,
-            max_depth=max_depth,
-            gates=gates,
-            web_search=web_search,
-            allow_dirty=allow_dirty,
-            max_parallel=max_parallel,
-        )
+        options = make_options(settings, vision=read_vision(vision, file), **run)
         if dry_run:
             return _dry_run(options, as_json)
         return run_new_session(settings, options, verbose=verbose, as_json=as_json)
@@ -134,62 +121,6 @@ def _server_login(settings: Any) -> Any:
     from keen.cli.client import ServerClient
 
     return ServerClient.from_login(settings.keen_home)
-
-
-def _breathe_on_server(
-    client: Any,
-    *,
-    vision: str,
-    directory: Path | None,
-    model: str | None,
-    max_iterations: int,
-    budget: str,
-    phase: str,
-    max_depth: int,
-    gates: str,
-    web_search: bool,
-    allow_dirty: bool,
-    dry_run: bool,
-    max_parallel: int,
-    verbose: bool,
-    as_json: bool,
-) -> int:
-    """The same checks of the vision and limits as a local run, then the run on the server."""
-    from keen.cli.commands.remote_breathe import refuse_local_options, run_remote
-    from keen.cli.remote_run import execute_body
-    from keen.runner.options import check_limits, check_vision, parse_phase
-
-    refuse_local_options(
-        directory=directory, allow_dirty=allow_dirty, dry_run=dry_run, max_parallel=max_parallel
-    )
-    text = check_vision(vision)
-    limits = check_limits(
-        max_iterations=max_iterations, budget=budget, max_depth=max_depth, gates=gates, web_search=web_search
-    )
-    try:
-        start_phase = parse_phase(phase)
-    except ValueError as exc:
-        raise InputError(f"--phase: {exc}") from None
-    body = execute_body(
-        text,
-        model=model,
-        max_iterations=limits.max_iterations,
-        budget=limits.budget,
-        phase=start_phase.value,
-        max_depth=limits.max_depth,
-        gates=limits.gates,
-        web_search=limits.web_search,
-    )
-    return int(
-        run_remote(
-            client,
-            body,
-            budget=limits.budget,
-            max_iterations=limits.max_iterations,
-            verbose=verbose,
-            as_json=as_json,
-        )
-    )
 
 
 @dataclass

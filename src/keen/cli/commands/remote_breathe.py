@@ -38,6 +38,49 @@ def refuse_local_options(*, directory: Any, allow_dirty: bool, dry_run: bool, ma
         raise InputError("--max-parallel is for local runs: the server decides it (add --local)")
 
 
+def breathe_on_server(
+    client: ServerClient, vision: str, run: dict[str, Any], *, dry_run: bool, verbose: bool, as_json: bool
+) -> int:
+    """The checks of a local run's vision and limits, then the run on the server. `run` holds
+    breathe's options as `make_options` takes them."""
+    from keen.cli.remote_run import execute_body
+    from keen.runner.options import check_run
+
+    refuse_local_options(
+        directory=run["directory"],
+        allow_dirty=run["allow_dirty"],
+        dry_run=dry_run,
+        max_parallel=run["max_parallel"],
+    )
+    text, limits, phase = check_run(
+        vision,
+        max_iterations=run["max_iterations"],
+        budget=run["budget"],
+        phase=run["phase"],
+        max_depth=run["max_depth"],
+        gates=run["gates"],
+        web_search=run["web_search"],
+    )
+    body = execute_body(
+        text,
+        model=run["model"],
+        max_iterations=limits.max_iterations,
+        budget=limits.budget,
+        phase=phase.value,
+        max_depth=limits.max_depth,
+        gates=limits.gates,
+        web_search=limits.web_search,
+    )
+    return run_remote(
+        client,
+        body,
+        budget=limits.budget,
+        max_iterations=limits.max_iterations,
+        verbose=verbose,
+        as_json=as_json,
+    )
+
+
 def run_remote(
     client: ServerClient,
     body: dict[str, Any],
