@@ -46,16 +46,13 @@ class Person:
             text=True,
         )
 
-    def login(self, *extra: str, password: str = PASSWORD) -> subprocess.CompletedProcess[str]:
+    def login(
+        self, password: str = PASSWORD, mfa_code: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`keen login --password-stdin` (the MFA code, if given, on stdin's next line)."""
+        stdin = f"{password}\n" + (f"{mfa_code}\n" if mfa_code is not None else "")
         return self.keen(
-            "login",
-            "--server",
-            self.server.url,
-            "--email",
-            self.email,
-            "--password-stdin",
-            *extra,
-            input=password + "\n",
+            "login", "--server", self.server.url, "--email", self.email, "--password-stdin", input=stdin
         )
 
 

@@ -77,34 +77,16 @@ def test_login_with_mfa_asks_for_the_code_and_a_wrong_code_is_refused(
     me = person(server, server_home, tmp_path, "grace@example.org", credits="")
     secret = enable_mfa(server, me.headers)
 
-    wrong = me.keen(
-        "login",
-        "--server",
-        server.url,
-        "--email",
-        me.email,
-        "--password-stdin",
-        input=f"{PASSWORD}\n000000\n",
-    )
+    wrong = me.login(mfa_code="000000")
     assert wrong.returncode == 2
     assert "error: login to" in wrong.stderr and "mfa" in wrong.stderr.lower()
     assert not (me.home / "auth.json").exists()
 
-    missing = me.keen(
-        "login", "--server", server.url, "--email", me.email, "--password-stdin", input=PASSWORD
-    )
+    missing = me.login()
     assert missing.returncode == 2 and "needs its MFA code" in missing.stderr
 
     code = totp_code(secret, datetime.now(UTC))
-    good = me.keen(
-        "login",
-        "--server",
-        server.url,
-        "--email",
-        me.email,
-        "--password-stdin",
-        input=f"{PASSWORD}\n{code}\n",
-    )
+    good = me.login(mfa_code=code)
     assert good.returncode == 0, good.stderr
     assert json.loads(me.keen("status", "--json").stdout)["user"] == "grace@example.org"
 

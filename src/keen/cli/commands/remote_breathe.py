@@ -11,6 +11,8 @@ from keen.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_NOT_COMPLETED,
     EXIT_OK,
+    EXIT_PIPE,
+    OutputClosed,
     fail,
     print_json,
     stderr_console,
@@ -127,6 +129,9 @@ def run_remote(
                     and item.session_id == root_id
                 ):
                     finished.update(item.data, session_id=root_id)
+    except OutputClosed:  # `| head` has read enough: stopped as Ctrl-C stops it
+        cancel_remote(client, root_id)
+        return EXIT_PIPE
     except KeyboardInterrupt:
         problem = cancel_remote(client, root_id)
         if problem is not None:
