@@ -75,7 +75,7 @@ def test_remote_breathe_runs_on_the_server_shows_its_events_and_charges_credits(
     assert logs.returncode == 0 and "session.finished" in logs.stdout
 
 
-def test_local_only_options_are_refused_on_the_server(
+def test_local_options_are_refused_on_the_server_and_local_runs_here(
     server: Server, server_home: Path, tmp_path: Path
 ) -> None:
     me = person(server, server_home, tmp_path, "dirs@example.org")
@@ -83,6 +83,27 @@ def test_local_only_options_are_refused_on_the_server(
     result = me.keen("breathe", "a vision long enough", "--dir", "somewhere")
     assert result.returncode == 2 and "--dir is for local runs" in result.stderr, result.stderr
     assert not (me.home.parent / "somewhere").exists()
+
+    script = write_script(tmp_path / "done.json", [complete("done here")])
+    local = me.keen(
+        "breathe", "a local vision here", "--local", "--dir", "here", "--model", f"scripted:{script}"
+    )
+    assert local.returncode == 0, local.stderr
+    assert (me.home.parent / "here" / ".git").is_dir() and (me.home / "keen.db").exists()
+    assert json.loads(me.keen("sessions", "list", "--json").stdout) == []  # the server has none
+
+
+def test_a_run_the_server_refuses_for_credits_is_exit_2_saying_so(
+    server: Server, server_home: Path, tmp_path: Path
+) -> None:
+    me = person(server, server_home, tmp_path, "broke@example.org", credits="")
+    assert me.login().returncode == 0
+    script = write_script(tmp_path / "done.json", [complete("never")])
+    result = me.keen("breathe", "a vision it cannot pay", "--model", f"scripted:{script}", *FAST)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {server.url} refused the run:"), result.stderr
+    assert "keen credits balance" in lines[0]
 
 
 def test_a_server_restart_mid_stream_is_resumed_without_gap_or_duplicate(

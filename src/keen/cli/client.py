@@ -51,6 +51,10 @@ class MfaRequired(AuthenticationError):
     code = "mfa_required"
 
 
+class Unreachable(ConfigError):
+    """No connection to the server (refused, reset, timed out): it is named in the message."""
+
+
 class ServerError(KeenError):
     """The server failed (5xx) or answered with something that is not keen's API."""
 
@@ -222,9 +226,9 @@ class ServerClient:
             return renewed
 
 
-def unreachable(server: str, exc: Exception) -> ConfigError:
+def unreachable(server: str, exc: Exception) -> Unreachable:
     reason = str(exc) or type(exc).__name__
-    return ConfigError(f"cannot reach the keen server at {server}: {reason}")
+    return Unreachable(f"cannot reach the keen server at {server}: {reason}")
 
 
 def sse_frames(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any], str | None]]:

@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 
-from keen.cli.client import ServerClient
-from keen.errors import ConfigError, KeenError
+from keen.cli.client import ServerClient, Unreachable
+from keen.errors import ConfigError, ConflictError, KeenError
 from keen.events import types as ev
 from keen.events.bus import Item, LiveDelta
 from keen.events.types import Event
@@ -76,9 +76,7 @@ class RemoteFollower:
                     if isinstance(item, Event) and _root_finished(item):
                         return
                 reason = "the server closed the stream"  # before the root's end: it is stopping
-            except (httpx.TransportError, ConfigError) as exc:
-                if isinstance(exc, ConfigError) and "cannot reach" not in exc.message:
-                    raise
+            except (httpx.TransportError, Unreachable) as exc:
                 reason = str(exc) or type(exc).__name__
             if lost_since is None:
                 lost_since = time.monotonic()
@@ -147,7 +145,7 @@ def execute_body(
 
 def start(client: ServerClient, body: dict[str, Any]) -> dict[str, Any]:
     """`POST /agents/execute`; a refusal (credits, running sessions, rate) is a clear message."""
-    from keen.errors import ConflictError, InputError, InsufficientCredits, RateLimitedError
+    from keen.errors import InputError, InsufficientCredits, RateLimitedError
 
     try:
         session: dict[str, Any] = client.post("/agents/execute", body)
@@ -169,9 +167,9 @@ def cancel_remote(client: ServerClient, session_id: str) -> str | None:
     try:
         client.post(f"/agents/sessions/{session_id}/cancel")
         return None
+    except ConflictError:
+        return None  # it had already finished
     except KeenError as exc:
-        if exc.code == "conflict":
-            return None  # it had already finished
         return exc.message
 
 
