@@ -98,19 +98,7 @@ def run_remote(
     from keen.events import types as ev
     from keen.events.types import Event
 
-    session = start(client, body)
-    root_id = str(session["id"])
     console = stderr_console() if as_json else stdout_console()
-    live = console.is_terminal and not os.environ.get("KEEN_PLAIN")
-    view = SessionView(
-        console,
-        model=str(session.get("model") or "?"),
-        budget=budget,
-        max_iterations=max_iterations,
-        live=live,
-        verbose=verbose,
-        title=f"keen breathe on {client.server}",
-    )
 
     def reconnecting(reason: str) -> None:
         stderr_console().print(
@@ -118,17 +106,30 @@ def run_remote(
         )
 
     finished: dict[str, Any] = {}
-    follower = RemoteFollower(client, root_id, on_reconnecting=reconnecting)
+    views: list[SessionView] = []
+    session = start(client, body)
+    root_id = str(session["id"])
     try:
-        with SigtermAsInterrupt(), view:
-            for item in follower.items():
-                view.handle(item)
-                if (
-                    isinstance(item, Event)
-                    and item.type == ev.SESSION_FINISHED
-                    and item.session_id == root_id
-                ):
-                    finished.update(item.data, session_id=root_id)
+        with SigtermAsInterrupt():
+            view = SessionView(
+                console,
+                model=str(session.get("model") or "?"),
+                budget=budget,
+                max_iterations=max_iterations,
+                live=console.is_terminal and not os.environ.get("KEEN_PLAIN"),
+                verbose=verbose,
+                title=f"keen breathe on {client.server}",
+            )
+            views.append(view)
+            with view:
+                for item in RemoteFollower(client, root_id, on_reconnecting=reconnecting).items():
+                    view.handle(item)
+                    if (
+                        isinstance(item, Event)
+                        and item.type == ev.SESSION_FINISHED
+                        and item.session_id == root_id
+                    ):
+                        finished.update(item.data, session_id=root_id)
     except OutputClosed:  # `| head` has read enough: stopped as Ctrl-C stops it
         cancel_remote(client, root_id)
         return EXIT_PIPE
@@ -141,5 +142,5 @@ def run_remote(
     if as_json:
         print_json(finished)
     elif finished:
-        console.print(report_renderable(finished, root_id, view.tree))
+        console.print(report_renderable(finished, root_id, views[0].tree))
     return EXIT_OK if finished.get("status") == "completed" else EXIT_NOT_COMPLETED
