@@ -7,10 +7,14 @@ import os
 import re
 import subprocess
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from authkit import PASSWORD
+import httpx
+
+from authkit import API, PASSWORD
 from helpers import KEEN_BIN, run_keen
+from keen.auth.mfa import totp_code
 from runkit import grant, sign_up
 from serverkit import Server
 
@@ -68,3 +72,17 @@ def person(server: Server, server_home: Path, tmp_path: Path, email: str, credit
 def seqs_shown(stdout: str) -> list[int]:
     """The seq of each event line the plain (non-terminal) view printed."""
     return [int(m.group(1)) for line in stdout.splitlines() if (m := SEQ_LINE.match(line))]
+
+
+def enable_mfa(server: Server, headers: dict[str, str]) -> str:
+    """MFA on, enrolled with the previous step's code (so the current one is still unused)."""
+    setup = httpx.post(f"{server.url}{API}/mfa/setup", headers=headers, timeout=30).json()
+    earlier = datetime.now(UTC) - timedelta(seconds=30)
+    enabled = httpx.post(
+        f"{server.url}{API}/mfa/enable",
+        json={"code": totp_code(setup["secret"], earlier)},
+        headers=headers,
+        timeout=30,
+    )
+    assert enabled.status_code == 200, enabled.text
+    return str(setup["secret"])

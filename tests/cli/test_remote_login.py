@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import stat
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,24 +15,10 @@ import pytest
 
 from authkit import API, PASSWORD
 from keen.auth.mfa import totp_code
-from remotekit import Person, person
+from remotekit import Person, enable_mfa, person
 from serverkit import Server, free_port
 
 pytestmark = pytest.mark.slow
-
-
-def enable_mfa(server: Server, headers: dict[str, str]) -> str:
-    """MFA on, enrolled with the previous step's code (so the current one is still unused)."""
-    setup = httpx.post(f"{server.url}{API}/mfa/setup", headers=headers, timeout=30).json()
-    earlier = datetime.now(UTC) - timedelta(seconds=30)
-    enabled = httpx.post(
-        f"{server.url}{API}/mfa/enable",
-        json={"code": totp_code(setup["secret"], earlier)},
-        headers=headers,
-        timeout=30,
-    )
-    assert enabled.status_code == 200, enabled.text
-    return str(setup["secret"])
 
 
 def test_login_stores_private_credentials_and_status_shows_the_user_then_logout_ends_it(
