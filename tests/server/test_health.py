@@ -41,6 +41,7 @@ async def test_ready_when_database_schema_and_model_are_fine(
         "database": True,
         "migrations": True,
         "model": True,
+        "sandbox": True,
     }
     assert checks["migrations"]["detail"] == f"at revision {HEAD_REVISION}"
     summary = (await get(app, client_for, "/health")).json()
