@@ -187,3 +187,24 @@ def test_ctrl_c_cancels_the_remote_session_and_exits_130(
     assert f"cancelled session {session_id}" in stderr
     assert wait_finished(server.url, me.headers, session_id)["status"] == "cancelled"
     assert session_of(server.url, me.headers, session_id)["status"] == "cancelled"
+
+
+def test_a_run_beyond_the_running_sessions_allowed_is_exit_2_naming_them(tmp_path: Path) -> None:
+    server_home = tmp_path / "server-home"
+    server = Server(server_home, {**RUN_ENV, "KEEN_MAX_RUNNING_SESSIONS": "1"})
+    server.wait_live()
+    try:
+        me = person(server, server_home, tmp_path, "busy@example.org")
+        assert me.login().returncode == 0
+        script = slow_script(tmp_path / "slow.json", steps=30)
+        first = me.start("breathe", "take many slow steps", "--model", f"scripted:{script}", *FAST)
+        session_id = _only_session(server, me)
+        wait_events(server.url, me.headers, session_id, "model.responded", count=1)
+        second = me.keen("breathe", "one more vision please", "--model", f"scripted:{script}", *FAST)
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert f"error: {server.url} refused the run:" in second.stderr
+        assert "keen sessions cancel ID" in second.stderr
+        first.send_signal(signal.SIGINT)
+        assert first.wait(timeout=60) == 130
+    finally:
+        server.stop()
