@@ -8,6 +8,7 @@ be one keen can reach. `keen status` lists every problem instead of stopping at 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from keen.config import Settings
@@ -29,7 +30,7 @@ def configuration_problems(settings: Settings, model: str | None) -> list[str]:
     from keen.llm.factory import check_model_config
 
     problems: list[str] = []
-    checks = [check_home, check_database]
+    checks: list[Callable[[Settings], object]] = [check_home, check_database]
     if model is not None:
         checks.append(lambda s: check_model_config(model, s))
     for check in checks:
