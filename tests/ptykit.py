@@ -3,6 +3,7 @@ prompt, and typed into once echo is off (what a person sees and types)."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pty
@@ -10,6 +11,7 @@ import select
 import subprocess
 import termios
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from helpers import KEEN_BIN
@@ -26,6 +28,18 @@ def start_on_pty(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[subpr
     )  # fmt: skip
     os.close(slave)
     return process, master
+
+
+@contextlib.contextmanager
+def on_pty(args: list[str], cwd: Path, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """`start_on_pty`, and the process killed (if still running) and the pty closed after."""
+    process, master = start_on_pty(args, cwd, env)
+    try:
+        yield process, master
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(master)
 
 
 def wait_for_no_echo(fd: int, timeout: float = 30) -> None:

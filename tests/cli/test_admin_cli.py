@@ -11,7 +11,7 @@ from pathlib import Path
 
 from authkit import CHEAP_ARGON2_ENV, PASSWORD
 from helpers import run_keen
-from ptykit import read_until, start_on_pty, wait_for_no_echo
+from ptykit import on_pty, read_until, wait_for_no_echo
 
 ENV = {**CHEAP_ARGON2_ENV}
 
@@ -56,19 +56,14 @@ def test_create_user_refuses_a_weak_password_a_taken_email_and_no_terminal(
 
 
 def test_create_user_asks_twice_without_echo_on_a_terminal(tmp_path: Path, keen_home: Path) -> None:
-    process, master = start_on_pty(["admin", "create-user", "--email", "tty@example.org"], tmp_path, ENV)
     seen = b""
-    try:
+    with on_pty(["admin", "create-user", "--email", "tty@example.org"], tmp_path, ENV) as (process, master):
         for prompt in (b"Password:", b"Repeat for confirmation:"):
             seen = read_until(master, prompt, seen)
             wait_for_no_echo(master)
             os.write(master, PASSWORD.encode() + b"\n")
         seen = read_until(master, b"created user", seen)
         assert process.wait(timeout=60) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-        os.close(master)
     assert PASSWORD.encode() not in seen  # never echoed
     assert [u[0] for u in _users(keen_home)] == ["tty@example.org"]
 
