@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     keen_login_max_failures: int = Field(default=5, ge=1, alias="KEEN_LOGIN_MAX_FAILURES")
     keen_login_max_failures_per_ip: int = Field(default=20, ge=1, alias="KEEN_LOGIN_MAX_FAILURES_PER_IP")
     keen_login_lockout_seconds: int = Field(default=900, ge=1, alias="KEEN_LOGIN_LOCKOUT_SECONDS")
+    # Access tokens last 15 minutes for users and 60 for admins (SPEC 8.1); a test sets a few seconds.
+    keen_access_token_ttl_seconds: int | None = Field(
+        default=None, ge=1, alias="KEEN_ACCESS_TOKEN_TTL_SECONDS"
+    )
 
     @field_validator("keen_home", mode="after")
     @classmethod

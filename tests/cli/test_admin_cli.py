@@ -3,19 +3,15 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
-import select
 import sqlite3
 import subprocess
-import termios
-import time
 from pathlib import Path
 
 from authkit import CHEAP_ARGON2_ENV, PASSWORD
-from helpers import KEEN_BIN, run_keen
+from helpers import run_keen
+from ptykit import on_pty, read_until, wait_for_no_echo
 
 ENV = {**CHEAP_ARGON2_ENV}
 
@@ -60,50 +56,16 @@ def test_create_user_refuses_a_weak_password_a_taken_email_and_no_terminal(
 
 
 def test_create_user_asks_twice_without_echo_on_a_terminal(tmp_path: Path, keen_home: Path) -> None:
-    master, slave = pty.openpty()
-    process = subprocess.Popen(
-        [str(KEEN_BIN), "admin", "create-user", "--email", "tty@example.org"],
-        stdin=slave, stdout=slave, stderr=slave, cwd=tmp_path,
-        env={**os.environ, **ENV, "NO_COLOR": "1"}, start_new_session=True,
-        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),  # the pty is its terminal
-    )  # fmt: skip
-    os.close(slave)
     seen = b""
-    try:
+    with on_pty(["admin", "create-user", "--email", "tty@example.org"], tmp_path, ENV) as (process, master):
         for prompt in (b"Password:", b"Repeat for confirmation:"):
-            seen = _read_until(master, prompt, seen)
-            _wait_for_no_echo(master)
+            seen = read_until(master, prompt, seen)
+            wait_for_no_echo(master)
             os.write(master, PASSWORD.encode() + b"\n")
-        seen = _read_until(master, b"created user", seen)
+        seen = read_until(master, b"created user", seen)
         assert process.wait(timeout=60) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-        os.close(master)
     assert PASSWORD.encode() not in seen  # never echoed
     assert [u[0] for u in _users(keen_home)] == ["tty@example.org"]
-
-
-def _wait_for_no_echo(fd: int, timeout: float = 30) -> None:
-    """The prompt is written before echo is turned off: type only once it is."""
-    deadline = time.monotonic() + timeout
-    while termios.tcgetattr(fd)[3] & termios.ECHO:
-        assert time.monotonic() < deadline, "echo was never turned off"
-        time.sleep(0.01)
-
-
-def _read_until(fd: int, wanted: bytes, seen: bytes, timeout: float = 60) -> bytes:
-    deadline = time.monotonic() + timeout
-    while wanted not in seen:
-        assert time.monotonic() < deadline, seen
-        ready, _, _ = select.select([fd], [], [], 0.5)
-        if ready:
-            try:
-                seen += os.read(fd, 4096)
-            except OSError:  # the other end closed
-                break
-    assert wanted in seen, seen
-    return seen
 
 
 def test_audit_verify_says_intact_then_names_the_edited_entry(tmp_path: Path, keen_home: Path) -> None:

@@ -35,6 +35,13 @@ COMMANDS: dict[str, list[str]] = {
     "serve": ["serve", "--port", "8000"],
     "admin create-user": ["admin", "create-user", "--email", "a@example.org", "--password-stdin"],
     "admin audit": ["admin", "audit", "verify"],
+    "login": ["login", "--server", "http://127.0.0.1:9", "--email", "a@example.org", "--password-stdin"],
+    "logout": ["logout"],
+    "credits balance": ["credits", "balance"],
+    "credits history": ["credits", "history"],
+    "keys create": ["keys", "create", "ci"],
+    "keys list": ["keys", "list"],
+    "keys revoke": ["keys", "revoke", "abcd"],
     "admin grant-credits": ["admin", "grant-credits", "a@example.org", "5"],
     "admin sweep-holds": ["admin", "sweep-holds"],
 }

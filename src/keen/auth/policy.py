@@ -25,6 +25,8 @@ class AuthPolicy:
     max_failures: int = 5
     max_failures_per_ip: int = 20
     lockout: timedelta = timedelta(minutes=15)
+    # Overrides both access-token lifetimes when set (tests of expiry).
+    access_ttl: timedelta | None = None
     clock: Callable[[], datetime] = field(default=utcnow)
 
     def __post_init__(self) -> None:
@@ -39,6 +41,9 @@ class AuthPolicy:
             max_failures=settings.keen_login_max_failures,
             max_failures_per_ip=settings.keen_login_max_failures_per_ip,
             lockout=timedelta(seconds=settings.keen_login_lockout_seconds),
+            access_ttl=timedelta(seconds=settings.keen_access_token_ttl_seconds)
+            if settings.keen_access_token_ttl_seconds
+            else None,
         )
 
     def now(self) -> datetime:

@@ -62,7 +62,7 @@ async def issue(
     )
     session.add(row)
     await session.flush()
-    ttl = ACCESS_TTL_ADMIN if is_admin_role(user.role) else ACCESS_TTL_USER
+    ttl = policy.access_ttl or (ACCESS_TTL_ADMIN if is_admin_role(user.role) else ACCESS_TTL_USER)
     access, _claims = issue_access_token(
         policy.secret,
         user_id=user.id,

@@ -30,6 +30,10 @@ admin_app = typer.Typer(
 app.add_typer(admin_app, name="admin")
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 admin_app.add_typer(audit_app, name="audit")
+credits_app = typer.Typer(help="Your credits on the server you are logged in to.", no_args_is_help=True)
+app.add_typer(credits_app, name="credits")
+keys_app = typer.Typer(help="Your API keys on the server you are logged in to.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 DirOpt = Annotated[Path | None, typer.Option("--dir", "-d", help="Workspace directory (default: current).")]
@@ -46,6 +50,7 @@ MaxParallelOpt = Annotated[
 ]
 GatesOpt = Annotated[str, typer.Option("--gates", help="Quality gates: standard, strict or off.")]
 NoWebSearchOpt = Annotated[bool, typer.Option("--no-web-search", help="Disable the provider's web search.")]
+LocalOpt = Annotated[bool, typer.Option("--local", help="Use this machine even when logged in to a server.")]
 
 
 @app.callback()
@@ -83,8 +88,10 @@ def breathe(
     ] = False,
     verbose: VerboseOpt = False,
     as_json: JsonOpt = False,
+    local: LocalOpt = False,
 ) -> None:
-    """Run a vision: an agent works in the workspace until it is done (or a limit is reached)."""
+    """Run a vision: an agent works in the workspace until it is done (or a limit is reached).
+    Logged in to a server (keen login), it runs there and its events stream here."""
     from keen.cli.commands.breathe import breathe_command
 
     raise typer.Exit(
@@ -104,6 +111,7 @@ def breathe(
             dry_run=dry_run,
             verbose=verbose,
             as_json=as_json,
+            local=local,
         )
     )
 
@@ -253,11 +261,12 @@ def sessions_list(
         str | None, typer.Option("--status", help="Only sessions with this status.")
     ] = None,
     as_json: JsonOpt = False,
+    local: LocalOpt = False,
 ) -> None:
-    """List recent sessions."""
+    """List recent sessions (the server's when logged in)."""
     from keen.cli.commands.sessions import list_command
 
-    raise typer.Exit(list_command(limit=limit, status=status_filter, as_json=as_json))
+    raise typer.Exit(list_command(limit=limit, status=status_filter, as_json=as_json, local=local))
 
 
 @sessions_app.command("show")
@@ -266,11 +275,12 @@ def sessions_show(
     tree: Annotated[bool, typer.Option("--tree", help="Draw the agent tree.")] = False,
     events: Annotated[bool, typer.Option("--events", help="List the events.")] = False,
     as_json: JsonOpt = False,
+    local: LocalOpt = False,
 ) -> None:
     """Show a session: its totals, report, tree and events."""
     from keen.cli.commands.sessions import show_command
 
-    raise typer.Exit(show_command(session_id, tree=tree, events=events, as_json=as_json))
+    raise typer.Exit(show_command(session_id, tree=tree, events=events, as_json=as_json, local=local))
 
 
 @sessions_app.command("logs")
@@ -279,11 +289,12 @@ def sessions_logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new events until it ends.")
     ] = False,
+    local: LocalOpt = False,
 ) -> None:
     """Print a session's events, optionally following it live."""
     from keen.cli.commands.sessions import logs_command
 
-    raise typer.Exit(logs_command(session_id, follow=follow))
+    raise typer.Exit(logs_command(session_id, follow=follow, local=local))
 
 
 @sessions_app.command("resume")
@@ -309,11 +320,14 @@ def sessions_replay(
 
 
 @sessions_app.command("cancel")
-def sessions_cancel(session_id: Annotated[str, typer.Argument(help="Session id or a prefix of it.")]) -> None:
+def sessions_cancel(
+    session_id: Annotated[str, typer.Argument(help="Session id or a prefix of it.")],
+    local: LocalOpt = False,
+) -> None:
     """Cancel a running session (its running command is killed)."""
     from keen.cli.commands.sessions import cancel_command
 
-    raise typer.Exit(cancel_command(session_id))
+    raise typer.Exit(cancel_command(session_id, local=local))
 
 
 @db_app.command("upgrade")
@@ -402,6 +416,87 @@ def admin_audit_verify(as_json: JsonOpt = False) -> None:
     from keen.cli.commands.admin import audit_verify_command
 
     raise typer.Exit(audit_verify_command(as_json=as_json))
+
+
+@app.command()
+def login(
+    server: Annotated[
+        str | None, typer.Option("--server", help="The server's URL (default KEEN_SERVER).")
+    ] = None,
+    email: Annotated[str | None, typer.Option("--email", help="Your account's email.")] = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin", help="Read the password (and the MFA code on the next line) from stdin."
+        ),
+    ] = False,
+) -> None:
+    """Sign in to a keen server (password and MFA code asked without echo)."""
+    from keen.cli.commands.account import login_command
+
+    raise typer.Exit(login_command(server=server, email=email, password_stdin=password_stdin))
+
+
+@app.command()
+def logout() -> None:
+    """Revoke the login on the server and delete the local credentials."""
+    from keen.cli.commands.account import logout_command
+
+    raise typer.Exit(logout_command())
+
+
+@credits_app.command("balance")
+def credits_balance(as_json: JsonOpt = False) -> None:
+    """Your balance, what is held by running calls, and what is available."""
+    from keen.cli.commands.credits import balance_command
+
+    raise typer.Exit(balance_command(as_json=as_json))
+
+
+@credits_app.command("history")
+def credits_history(
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many transactions.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Your credit transactions, newest first."""
+    from keen.cli.commands.credits import history_command
+
+    raise typer.Exit(history_command(limit=limit, as_json=as_json))
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="What the key is for.")],
+    scopes: Annotated[
+        str | None, typer.Option("--scopes", help="Comma-separated scopes (default: yours).")
+    ] = None,
+    expires_in_days: Annotated[
+        int | None, typer.Option("--expires-in-days", help="Days until it expires.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API key (it is printed this once)."""
+    from keen.cli.commands.keys import create_command
+
+    raise typer.Exit(
+        create_command(name=name, scopes=scopes, expires_in_days=expires_in_days, as_json=as_json)
+    )
+
+
+@keys_app.command("list")
+def keys_list(as_json: JsonOpt = False) -> None:
+    """Your API keys (never the keys themselves)."""
+    from keen.cli.commands.keys import list_command
+
+    raise typer.Exit(list_command(as_json=as_json))
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (keen keys list).")]) -> None:
+    """Revoke an API key."""
+    from keen.cli.commands.keys import revoke_command
+
+    raise typer.Exit(revoke_command(key_id))
 
 
 def main() -> None:

@@ -76,17 +76,18 @@ def make_options(
     max_parallel: int = DEFAULT_MAX_PARALLEL,
 ) -> RunOptions:
     """Validate every option (nothing is created here); each problem is an `InputError`/`ConfigError`."""
-    text = check_vision(vision)
     workspace = (directory or Path.cwd()).expanduser().resolve()
     if workspace.exists() and not workspace.is_dir():
         raise InputError(f"--dir {workspace} exists and is not a directory")
-    limits = check_limits(
-        max_iterations=max_iterations, budget=budget, max_depth=max_depth, gates=gates, web_search=web_search
+    text, limits, start_phase = check_run(
+        vision,
+        max_iterations=max_iterations,
+        budget=budget,
+        phase=phase,
+        max_depth=max_depth,
+        gates=gates,
+        web_search=web_search,
     )
-    try:
-        start_phase = parse_phase(phase)
-    except ValueError as exc:
-        raise InputError(f"--phase: {exc}") from None
     if not 1 <= max_parallel <= MAX_PARALLEL_CAP:
         raise InputError(f"--max-parallel must be between 1 and {MAX_PARALLEL_CAP}, not {max_parallel}")
     spec = model or settings.keen_model
@@ -100,6 +101,28 @@ def make_options(
         max_parallel=max_parallel,
         **asdict(limits),
     )
+
+
+def check_run(
+    vision: str,
+    *,
+    max_iterations: int,
+    budget: str | Decimal,
+    phase: str,
+    max_depth: int,
+    gates: str,
+    web_search: bool,
+) -> tuple[str, RunLimits, Phase]:
+    """The vision (shorthands expanded), limits and starting phase of a run, wherever it runs."""
+    text = check_vision(vision)
+    limits = check_limits(
+        max_iterations=max_iterations, budget=budget, max_depth=max_depth, gates=gates, web_search=web_search
+    )
+    try:
+        start_phase = parse_phase(phase)
+    except ValueError as exc:
+        raise InputError(f"--phase: {exc}") from None
+    return text, limits, start_phase
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ be one keen can reach. `keen status` lists every problem instead of stopping at 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from keen.config import Settings
@@ -23,12 +24,16 @@ def check_configuration(settings: Settings) -> None:
     check_database(settings)
 
 
-def configuration_problems(settings: Settings, model: str) -> list[str]:
-    """Every problem a run with `model` would meet, each one line (for `keen status`)."""
+def configuration_problems(settings: Settings, model: str | None) -> list[str]:
+    """Every problem a run with `model` would meet (no model: the home and the database), each
+    one line (for `keen status`)."""
     from keen.llm.factory import check_model_config
 
     problems: list[str] = []
-    for check in (check_home, check_database, lambda s: check_model_config(model, s)):
+    checks: list[Callable[[Settings], object]] = [check_home, check_database]
+    if model is not None:
+        checks.append(lambda s: check_model_config(model, s))
+    for check in checks:
         try:
             check(settings)
         except ConfigError as exc:

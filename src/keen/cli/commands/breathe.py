@@ -84,30 +84,43 @@ def breathe_command(
     max_parallel: int,
     verbose: bool,
     as_json: bool,
+    local: bool = False,
 ) -> int:
     from keen.runner.options import make_options
 
     def body() -> int:
         settings = settings_or_fail()
-        options = make_options(
-            settings,
-            vision=read_vision(vision, file),
-            directory=directory,
-            model=model,
-            max_iterations=max_iterations,
-            budget=budget,
-            phase=phase,
-            max_depth=max_depth,
-            gates=gates,
-            web_search=web_search,
-            allow_dirty=allow_dirty,
-            max_parallel=max_parallel,
-        )
+        run: dict[str, Any] = {
+            "directory": directory,
+            "model": model,
+            "max_iterations": max_iterations,
+            "budget": budget,
+            "phase": phase,
+            "max_depth": max_depth,
+            "gates": gates,
+            "web_search": web_search,
+            "allow_dirty": allow_dirty,
+            "max_parallel": max_parallel,
+        }
+        if not local and (client := _server_login(settings)) is not None:
+            from keen.cli.commands.remote_breathe import breathe_on_server
+
+            with client:
+                return breathe_on_server(
+                    client, read_vision(vision, file), run, dry_run=dry_run, verbose=verbose, as_json=as_json
+                )
+        options = make_options(settings, vision=read_vision(vision, file), **run)
         if dry_run:
             return _dry_run(options, as_json)
         return run_new_session(settings, options, verbose=verbose, as_json=as_json)
 
     return guarded(body)
+
+
+def _server_login(settings: Any) -> Any:
+    from keen.cli.client import ServerClient
+
+    return ServerClient.from_login(settings.keen_home)
 
 
 @dataclass

@@ -34,6 +34,11 @@ def status_command(*, as_json: bool, verbose: bool) -> int:
             "sandbox": _sandbox(settings),
             "problems": problems,
         }
+        if (account := server_account(settings.keen_home)) is not None:
+            data.update(account)
+            # Runs happen on the server: the local model's configuration does not matter there.
+            problems = [*configuration_problems(settings, None), *account.pop("problems")]
+            data["problems"] = problems
         if verbose:
             data["config"] = settings.masked()
         code = EXIT_BAD_INPUT if problems else EXIT_OK
@@ -41,7 +46,12 @@ def status_command(*, as_json: bool, verbose: bool) -> int:
             print_json(data)
             return code
         table = Table.grid(padding=(0, 2))
-        table.add_row("mode", "local (no server login; costs are measured, no credits are charged)")
+        if data["mode"] == "server":
+            table.add_row("mode", "server (keen breathe runs there; --local runs here)")
+            for key in ("server", "user", "role", "credits"):
+                table.add_row(key, "-" if data[key] is None else str(data[key]))
+        else:
+            table.add_row("mode", "local (no server login; costs are measured, no credits are charged)")
         for key in ("model", "home", "database", "sandbox", "version"):
             table.add_row(key, str(data[key]))
         if verbose:
@@ -54,6 +64,38 @@ def status_command(*, as_json: bool, verbose: bool) -> int:
         return code
 
     return guarded(body)
+
+
+def server_account(home: Any) -> dict[str, Any] | None:
+    """Mode, server, user, role and credits of the stored login (None when there is none); a
+    server that cannot be asked is a problem in the answer, not an exception."""
+    from keen.cli.client import ServerClient
+    from keen.errors import KeenError, NotFoundError
+
+    client = ServerClient.from_login(home)
+    if client is None:
+        return None
+    user = client.credentials.user if client.credentials else {}
+    found: dict[str, Any] = {
+        "mode": "server",
+        "server": client.server,
+        "user": user.get("email"),
+        "role": user.get("role"),
+        "credits": None,
+        "problems": [],
+    }
+    with client:
+        try:
+            profile = client.get("/auth/profile")
+            found.update(user=profile["email"], role=profile["role"])
+            try:
+                balance = client.get("/credits/balance")
+                found["credits"] = "unlimited" if balance.get("unlimited") else balance.get("available")
+            except NotFoundError:
+                found["credits"] = None  # a server without the credits API
+        except KeenError as exc:
+            found["problems"].append(exc.message)
+    return found
 
 
 def _sandbox(settings: Any) -> str:

@@ -23,9 +23,7 @@ def _service() -> Any:
     return SessionService(settings_or_fail())
 
 
-def list_command(*, limit: int, status: str | None, as_json: bool) -> int:
-    from keen.cli.views import STATUS_STYLE
-
+def list_command(*, limit: int, status: str | None, as_json: bool, local: bool = False) -> int:
     async def load() -> list[dict[str, Any]]:
         async with _service() as service:
             return [service.summary(r) for r in await service.recent(limit=limit, status=status)]
@@ -33,71 +31,108 @@ def list_command(*, limit: int, status: str | None, as_json: bool) -> int:
     def body() -> int:
         if limit < 1:
             raise InputError("--limit must be at least 1")
-        rows = asyncio.run(load())
-        if as_json:
-            print_json(rows)
-            return EXIT_OK
-        table = Table("id", "status", "phase", "iterations", "cost", "created", "vision")
-        for r in rows:
-            table.add_row(
-                r["short_id"],
-                Text(r["status"], style=STATUS_STYLE.get(r["status"], "")),
-                r["phase"] or "-",
-                str(r["totals"]["iterations"]),
-                f"${Decimal(r['totals']['cost_usd']):.4f}",
-                r["created_at"][:16].replace("T", " "),
-                Text(" ".join(r["vision"].split())[:60]),
-            )
-        stdout_console().print(table if rows else "no sessions yet")
+        if (client := _server(local)) is not None:
+            from keen.cli.commands.remote_sessions import remote_list
+
+            rows = remote_list(client, limit=limit, status=status)
+        else:
+            rows = asyncio.run(load())
+        render_list(rows, as_json)
         return EXIT_OK
 
     return guarded(body)
 
 
-def show_command(session_id: str, *, tree: bool, events: bool, as_json: bool) -> int:
-    from keen.cli.views import event_line, report_renderable, tree_renderable
-    from keen.events import types as ev
-    from keen.events.projections import TreeProjection
-    from keen.runner.sessions import INTERRUPTED
+def _server(local: bool) -> Any:
+    """The logged-in server's client unless `--local` (then, or without a login, None)."""
+    settings = settings_or_fail()
+    if local:
+        return None
+    from keen.cli.client import ServerClient
 
-    async def load() -> tuple[Any, dict[str, Any], list[Any], TreeProjection]:
+    return ServerClient.from_login(settings.keen_home)
+
+
+def render_list(rows: list[dict[str, Any]], as_json: bool) -> None:
+    from keen.cli.views import STATUS_STYLE
+
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("id", "status", "phase", "iterations", "cost", "created", "vision")
+    for r in rows:
+        table.add_row(
+            r["short_id"],
+            Text(r["status"], style=STATUS_STYLE.get(r["status"], "")),
+            r["phase"] or "-",
+            str(r["totals"]["iterations"]),
+            f"${Decimal(r['totals']['cost_usd']):.4f}",
+            r["created_at"][:16].replace("T", " "),
+            Text(" ".join(r["vision"].split())[:60]),
+        )
+    stdout_console().print(table if rows else "no sessions yet")
+
+
+def show_command(session_id: str, *, tree: bool, events: bool, as_json: bool, local: bool = False) -> int:
+    from keen.events.projections import TreeProjection
+
+    async def load() -> tuple[dict[str, Any], list[Any], TreeProjection]:
         async with _service() as service:
             row = await service.get(session_id)
             log = await service.events(row.root_id)
-            return row, service.summary(row), log, await service.tree(row.root_id, log)
+            return service.summary(row), log, await service.tree(row.root_id, log)
 
     def body() -> int:
-        row, summary, log, projection = asyncio.run(load())
-        own = [e for e in log if e.session_id == row.id or row.parent_id is None]
-        if as_json:
-            print_json({**summary, "events": [e.to_dict() for e in own], "tree": projection.to_dict()})
-            return EXIT_OK
-        console = stdout_console()
-        finished = next(
-            (e for e in reversed(own) if e.type == ev.SESSION_FINISHED and e.session_id == row.id), None
-        )
-        if finished is not None:
-            console.print(report_renderable(finished.data, row.id))
+        if (client := _server(local)) is not None:
+            from keen.cli.commands.remote_sessions import remote_show
+
+            summary, log, projection = remote_show(client, session_id)
         else:
-            phase = f" in phase {summary['phase']}" if summary["phase"] else ""
-            console.print(
-                f"session {row.short_id}: {summary['status']}{phase}, {row.iterations} iterations",
-                soft_wrap=True,
-            )
-            console.print(Text(f"vision: {' '.join(row.vision.split())[:300]}"), soft_wrap=True)
-            if summary["status"] == INTERRUPTED:
-                console.print(f"its process is gone; continue it with: keen sessions resume {row.short_id}")
-        if tree:
-            console.print(tree_renderable(projection))
-        if events:
-            branches = projection.branches()
-            print_lines(console, [event_line(event, branches) for event in own])
+            summary, log, projection = asyncio.run(load())
+        render_show(summary, log, projection, tree=tree, events=events, as_json=as_json)
         return EXIT_OK
 
     return guarded(body)
 
 
-def logs_command(session_id: str, *, follow: bool) -> int:
+def render_show(
+    summary: dict[str, Any], log: list[Any], projection: Any, *, tree: bool, events: bool, as_json: bool
+) -> None:
+    """A session (`summary` as the API shows one) with its own events and its tree."""
+    from keen.cli.views import event_line, report_renderable, tree_renderable
+    from keen.events import types as ev
+    from keen.runner.sessions import INTERRUPTED
+
+    own = [e for e in log if e.session_id == summary["id"] or summary["parent"] is None]
+    if as_json:
+        print_json({**summary, "events": [e.to_dict() for e in own], "tree": projection.to_dict()})
+        return
+    console = stdout_console()
+    finished = next(
+        (e for e in reversed(own) if e.type == ev.SESSION_FINISHED and e.session_id == summary["id"]), None
+    )
+    if finished is not None:
+        console.print(report_renderable(finished.data, summary["id"]))
+    else:
+        phase = f" in phase {summary['phase']}" if summary["phase"] else ""
+        console.print(
+            f"session {summary['short_id']}: {summary['status']}{phase}, "
+            f"{summary['totals']['iterations']} iterations",
+            soft_wrap=True,
+        )
+        console.print(Text(f"vision: {' '.join(summary['vision'].split())[:300]}"), soft_wrap=True)
+        if summary["status"] == INTERRUPTED:
+            console.print(
+                f"its process is gone; continue it with: keen sessions resume {summary['short_id']}"
+            )
+    if tree:
+        console.print(tree_renderable(projection))
+    if events:
+        branches = projection.branches()
+        print_lines(console, [event_line(event, branches) for event in own])
+
+
+def logs_command(session_id: str, *, follow: bool, local: bool = False) -> int:
     from keen.cli.views import event_line
     from keen.events import types as ev
     from keen.events.projections import TreeProjection
@@ -124,8 +159,15 @@ def logs_command(session_id: str, *, follow: bool) -> int:
                 await asyncio.sleep(FOLLOW_POLL_SECONDS)
 
     def body() -> int:
+        client = _server(local)
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(stream())
+            if client is not None:
+                from keen.cli.commands.remote_sessions import remote_logs
+
+                with client:
+                    remote_logs(client, session_id, follow=follow)
+            else:
+                asyncio.run(stream())
         return EXIT_OK
 
     return guarded(body)
@@ -174,7 +216,7 @@ def replay_command(session_id: str, *, speed: float) -> int:
     return guarded(body)
 
 
-def cancel_command(session_id: str) -> int:
+def cancel_command(session_id: str, *, local: bool = False) -> int:
     """Record a cancel request; the process running the session stops it within one step."""
 
     async def request() -> Any:
@@ -182,8 +224,13 @@ def cancel_command(session_id: str) -> int:
             return await service.request_cancel(session_id)
 
     def body() -> int:
-        root = asyncio.run(request())
-        stdout_console().print(f"cancel requested for session {root.short_id}")
+        if (client := _server(local)) is not None:
+            from keen.cli.commands.remote_sessions import remote_cancel
+
+            short_id = remote_cancel(client, session_id)
+        else:
+            short_id = asyncio.run(request()).short_id
+        stdout_console().print(f"cancel requested for session {short_id}")
         return EXIT_OK
 
     return guarded(body)
