@@ -111,6 +111,7 @@ class Tree:
         self.root_short_id = root_short_id
         self.worktrees_dir = worktrees_dir
         self.snapshots = worktrees.volatile(worktrees_dir)  # on disk, a worktree needs none
+        self.git_dirs: dict[Path, Path] = {}  # worktree → its git directory, for snapshots
         self.sessions = sessions
         self.projection = TreeProjection()
         self.spawned: dict[str, dict[str, Any]] = {}  # call id → child.spawned data
@@ -179,6 +180,8 @@ class Tree:
             return results
         finally:
             children = [slot for slot in slots if isinstance(slot, _Child)]
+            for child in children:
+                self.git_dirs.pop(child.path, None)
             await worktrees.remove_all(
                 parent.repo,
                 [c.path for c in children],
@@ -194,7 +197,7 @@ class Tree:
                 return _Child(child_id, record["branch"], path, finished=self.finished[child_id])
             if not path.is_dir():
                 ref = worktrees.snapshot_ref(self.root_short_id, str(record["branch"]))
-                await worktrees.restore(parent.repo, path, record["git_branch"], ref)
+                self.git_dirs[path] = await worktrees.restore(parent.repo, path, record["git_branch"], ref)
             spec, deps = self._resumed_child(parent, child_id, record, path)
             return _Child(child_id, record["branch"], path, spec, deps, resume=True)
         self._check_limits(parent, request)
@@ -212,8 +215,8 @@ class Tree:
             name = child_branch_name(parent.spec.branch_name, self._spawn_count(parent))
         git_branch = git_branch_name(self.root_short_id, name)
         path = self.worktrees_dir / self.root_short_id / name
-        await worktrees.create(repo, path, git_branch)
-        start = await repo.head()
+        start = checkpoint or await repo.head()
+        self.git_dirs[path] = await worktrees.create(repo, path, git_branch, start)
         deps = parent.deps
         meter = deps.meter.child(request.budget)
         iterations = deps.iterations.child(min(request.max_iterations, deps.iterations.remaining() - 1))
@@ -331,13 +334,15 @@ class Tree:
         node = self.projection.nodes[child_id]
         git_branch = node.git_branch or ""
         start = next(r["start_commit"] for r in self.spawned.values() if r["child_session_id"] == child_id)
-        log = await parent.repo.run("log", "--format=%H", f"{start}..{git_branch}", check=False)
-        commits = log.stdout.split() if log.ok else []
+        listing = parent.repo.run("log", "--format=%H", f"{start}..{git_branch}", check=False)
         merge = node.merge
+        if child_id in self.reported or finished["status"] != "completed":
+            log = await listing
+        else:  # the child's commits are listed while it merges (the merge leaves its branch as it is)
+            log, merge = await asyncio.gather(listing, self._merge(parent, node, finished))
+        commits = log.stdout.split() if log.ok else []
         if child_id not in self.reported:
-            if finished["status"] == "completed":
-                merge = await self._merge(parent, node, finished)
-            else:
+            if finished["status"] != "completed":
                 merge = {
                     "result": "not_merged",
                     "reason": f"the child ended {finished['status']}; its work stays on {git_branch}",
@@ -368,20 +373,20 @@ class Tree:
 
     async def _merge(self, parent: Agent, node: Node, finished: dict[str, Any]) -> dict[str, Any]:
         repo = parent.repo
-        into = await repo.current_branch()
         headline = " ".join(str(finished.get("summary") or "").split())[:60]
         message = f"keen: merge {node.branch} ({node.specialization}): {headline}"
         result = await repo.run(
             "merge", "--no-ff", "--no-edit", "-m", message, node.git_branch or "", check=False
         )
         if result.ok:
-            commit = await repo.head()
+            commit, into = await repo.head_and_branch()
             await parent.emit(
                 ev.GIT_MERGED, {"from": node.git_branch, "into": into, "commit": commit, "conflicts": []}
             )
             return {"result": "merged", "commit": commit}
         conflicts = (await repo.run("diff", "--name-only", "--diff-filter=U", check=False)).stdout.split()
         await repo.run("merge", "--abort", check=False)
+        into = await repo.current_branch()
         await parent.emit(
             ev.GIT_MERGED, {"from": node.git_branch, "into": into, "commit": None, "conflicts": conflicts}
         )
@@ -402,9 +407,8 @@ class Tree:
         """Keep what a child has changed so far safe from a machine restart (its worktree may
         live on a memory file system)."""
         if self.snapshots and agent.spec.parent_session_id is not None:
-            await worktrees.snapshot(
-                agent.repo, worktrees.snapshot_ref(self.root_short_id, agent.spec.branch_name)
-            )
+            ref = worktrees.snapshot_ref(self.root_short_id, agent.spec.branch_name)
+            await worktrees.snapshot(agent.repo, ref, self.git_dirs.get(agent.repo.path))
 
     # -- reading the tree -----------------------------------------------------------------------
 

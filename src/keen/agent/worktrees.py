@@ -38,21 +38,35 @@ def snapshot_ref(root_short_id: str, branch_name: str) -> str:
     return f"refs/keen/{root_short_id}/{branch_name}/snapshot"
 
 
-async def create(repo: GitRepo, path: Path, git_branch: str) -> None:
-    """A new worktree on a new branch from HEAD. What a crash left of an earlier try (the
-    branch, a worktree on it) is removed first: no child ran there, its child.spawned was
-    never recorded."""
+async def create(repo: GitRepo, path: Path, git_branch: str, start: str = "HEAD") -> Path:
+    """A new worktree on a new branch from `start`; returns its git directory. What a crash
+    left of an earlier try (the branch, a worktree on it) is removed first: no child ran
+    there, its child.spawned was never recorded. Usually there is none, and one `git
+    worktree add` is all it takes."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        added = await repo.run("worktree", "add", "-q", "-b", git_branch, str(path), start, check=False)
+        if added.ok:
+            return git_dir_of(path)
     await remove(repo, path)
     for other in await _worktrees_on(repo, git_branch):
         await remove(repo, other)
     if (await repo.run("rev-parse", "--verify", "-q", f"refs/heads/{git_branch}", check=False)).ok:
         await repo.run("branch", "-D", git_branch, check=False)
-    await repo.run("worktree", "add", "-q", "-b", git_branch, str(path), "HEAD")
+    await repo.run("worktree", "add", "-q", "-b", git_branch, str(path), start)
+    return git_dir_of(path)
 
 
-async def restore(repo: GitRepo, path: Path, git_branch: str, snapshot: str) -> None:
-    """The worktree of an interrupted child again, with its last snapshot's changes."""
+def git_dir_of(path: Path) -> Path:
+    """The git directory of a worktree git has just made, from its `.git` file (read before
+    the agent can rewrite it)."""
+    text = (path / ".git").read_text().strip().removeprefix("gitdir:").strip()
+    return path / text if not Path(text).is_absolute() else Path(text)
+
+
+async def restore(repo: GitRepo, path: Path, git_branch: str, snapshot: str) -> Path:
+    """The worktree of an interrupted child again, with its last snapshot's changes; returns
+    its git directory."""
     await repo.run("worktree", "prune", check=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     result = await repo.run("worktree", "add", "-q", str(path), git_branch, check=False)
@@ -60,34 +74,39 @@ async def restore(repo: GitRepo, path: Path, git_branch: str, snapshot: str) -> 
         raise WorkspaceError(f"cannot restore the worktree of {git_branch}: {result.stderr.strip()}")
     if (await repo.run("rev-parse", "--verify", "-q", snapshot, check=False)).ok:
         await GitRepo(path).run("restore", f"--source={snapshot}", "--worktree", "--", ":/", check=False)
+    return git_dir_of(path)
 
 
-async def snapshot(worktree: GitRepo, ref: str) -> None:
-    """Record the worktree's files (tracked and untracked, ignored ones left out) in `ref`,
-    without touching its index or branch."""
-    git_dir = Path((await worktree.run("rev-parse", "--absolute-git-dir")).stdout.strip())
+async def snapshot(worktree: GitRepo, ref: str, git_dir: Path | None = None) -> None:
+    """Record the worktree's files (tracked and untracked, ignored ones left out) in `ref`, as
+    a tree, without touching its index or branch. `git_dir`: the worktree's git directory when
+    the caller knows it (else git is asked)."""
+    if git_dir is None:
+        git_dir = Path((await worktree.run("rev-parse", "--absolute-git-dir")).stdout.strip())
     index = git_dir / "keen-snapshot-index"
     env = {**git_env(), "GIT_INDEX_FILE": str(index)}
     if not index.exists() and (git_dir / "index").exists():
         index.write_bytes((git_dir / "index").read_bytes())  # its stat data makes `add` fast
     await worktree.run("add", "-A", env=env)
     tree = (await worktree.run("write-tree", env=env)).stdout.strip()
-    commit = (await worktree.run("commit-tree", tree, "-p", "HEAD", "-m", "keen: snapshot")).stdout.strip()
-    await worktree.run("update-ref", ref, commit)
+    await worktree.run("update-ref", ref, tree)
 
 
 async def remove(repo: GitRepo, path: Path) -> None:
-    if path.exists():
-        await repo.run("worktree", "remove", "--force", str(path), check=False)
+    """Remove a worktree (its folder and git's record of it); git's records of worktrees whose
+    folder is gone are pruned when this one's was."""
+    if path.exists() and (await repo.run("worktree", "remove", "--force", str(path), check=False)).ok:
+        return
     await repo.run("worktree", "prune", check=False)
 
 
 async def remove_all(repo: GitRepo, paths: list[Path], snapshots: list[str]) -> None:
     """Remove several children's worktrees at once (a cancel must end quickly), and their snapshots."""
-    await asyncio.gather(
+    removed = await asyncio.gather(
         *(repo.run("worktree", "remove", "--force", str(p), check=False) for p in paths if p.exists())
     )
-    await repo.run("worktree", "prune", check=False)
+    if len(removed) < len(paths) or not all(r.ok for r in removed):
+        await repo.run("worktree", "prune", check=False)
     await asyncio.gather(*(repo.run("update-ref", "-d", ref, check=False) for ref in snapshots))
 
 
