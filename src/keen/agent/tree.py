@@ -11,6 +11,7 @@ idempotent per tool call, which is how a resumed session continues an interrupte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import string
 from collections.abc import Coroutine
 from dataclasses import dataclass, replace
@@ -28,6 +29,7 @@ from keen.tools.registry import ToolError
 
 if TYPE_CHECKING:
     from keen.agent.loop import Agent
+    from keen.gitrepo import GitRepo
 
 SPECIALIZATIONS: dict[str, str] = {
     "frontend": "UI components, styling, accessibility, client logic",
@@ -112,6 +114,8 @@ class Tree:
         self.worktrees_dir = worktrees_dir
         self.snapshots = worktrees.volatile(worktrees_dir)  # on disk, a worktree needs none
         self.git_dirs: dict[Path, Path] = {}  # worktree → its git directory, for snapshots
+        self.spares: list[tuple[Path, Path]] = []  # parked worktrees (and git dirs) to reuse
+        self._parking: set[asyncio.Future[None]] = set()
         self.sessions = sessions
         self.projection = TreeProjection()
         self.spawned: dict[str, dict[str, Any]] = {}  # call id → child.spawned data
@@ -177,8 +181,7 @@ class Tree:
                 else:
                     assert slot.finished is not None
                     results.append(await self._merge_and_report(parent, slot.session_id, slot.finished))
-            return results
-        finally:
+        except BaseException:  # cancelled or failed: nothing is reused, and a cancel ends quickly
             children = [slot for slot in slots if isinstance(slot, _Child)]
             for child in children:
                 self.git_dirs.pop(child.path, None)
@@ -187,6 +190,52 @@ class Tree:
                 [c.path for c in children],
                 [worktrees.snapshot_ref(self.root_short_id, c.branch) for c in children],
             )
+            raise
+        for slot in slots:
+            if isinstance(slot, _Child):
+                self._park(parent.repo, slot)
+        return results
+
+    def _park(self, repo: GitRepo, child: _Child) -> None:
+        """Park an ended child's worktree for the next child, or remove it, in the background:
+        nothing waits for it but the next summon (`_spare`) and the session's end (`close`)."""
+        git_dir = self.git_dirs.pop(child.path, None)
+        ref = worktrees.snapshot_ref(self.root_short_id, child.branch)
+
+        async def park() -> None:
+            parked, _ = await asyncio.gather(
+                worktrees.park(child.path, git_dir), repo.run("update-ref", "-d", ref, check=False)
+            )
+            if parked and git_dir is not None:
+                self.spares.append((child.path, git_dir))
+            else:
+                await worktrees.remove(repo, child.path)
+
+        task = asyncio.ensure_future(park())
+        self._parking.add(task)
+        task.add_done_callback(self._parking.discard)
+
+    async def _spare(self) -> tuple[Path, Path] | None:
+        """A parked worktree, once those being parked are."""
+        if self._parking:
+            await asyncio.wait(list(self._parking))
+        return self.spares.pop() if self.spares else None
+
+    async def close(self, repo: GitRepo) -> None:
+        """At the end of the session: remove the parked worktrees, anything a killed keen left
+        in the tree's worktree folder, and the snapshot refs."""
+        if self._parking:
+            await asyncio.wait(list(self._parking))
+        self.spares.clear()
+        folder = self.worktrees_dir / self.root_short_id
+        left = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+        if not left and not self.spawned:
+            return  # no child ever: no git at all
+        prefix = worktrees.snapshot_refs(self.root_short_id)
+        listed = await repo.run("for-each-ref", "--format=%(refname)", prefix, check=False)
+        await worktrees.remove_all(repo, left, listed.stdout.split())
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
     async def _prepare(self, parent: Agent, request: SummonRequest) -> _Child:
         """Spawn the child of one call (or find it again after a resume)."""
@@ -216,7 +265,7 @@ class Tree:
         git_branch = git_branch_name(self.root_short_id, name)
         path = self.worktrees_dir / self.root_short_id / name
         start = checkpoint or await repo.head()
-        self.git_dirs[path] = await worktrees.create(repo, path, git_branch, start)
+        self.git_dirs[path] = await worktrees.create(repo, path, git_branch, start, await self._spare())
         deps = parent.deps
         meter = deps.meter.child(request.budget)
         iterations = deps.iterations.child(min(request.max_iterations, deps.iterations.remaining() - 1))

@@ -91,6 +91,7 @@ class LocalRunner:
                     await watcher
                 if agent.done():  # it ended (cancelled included): nothing will resume it
                     remove_home(sandbox)
+                    await uncancellable(deps.tree.close(GitRepo(spec.workspace)))
         finally:
             await uncancellable(self.control.release(spec.session_id, owner))
             await model.aclose()
