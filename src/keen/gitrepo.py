@@ -136,10 +136,12 @@ class GitRepo:
         check: bool = True,
         timeout: float = GIT_TIMEOUT_SECONDS,
         env: Mapping[str, str] | None = None,
+        author_resolved: bool = False,
     ) -> ProcessResult:
-        """Run git; `env` replaces `git_env()` (the git tool passes one without keen's secrets)."""
+        """Run git; `env` replaces `git_env()` (the git tool passes one without keen's secrets).
+        `author_resolved`: `env` comes from `_with_author` already (asked meanwhile)."""
         env = git_env() if env is None else env
-        if args and args[0] in _COMMITTING:
+        if args and args[0] in _COMMITTING and not author_resolved:
             env = await self._with_author(env)
         result = await run_process(["git", *SAFE_CONFIG, *args], cwd=self.path, timeout=timeout, env=env)
         if check and not result.ok:
@@ -220,16 +222,21 @@ class GitRepo:
         oversized = self._oversized(status)
         if not status and not allow_empty:
             return Commit(None, [], None, [])
-        excluded = [f":(exclude,literal){f.path}" for f in oversized]
-        await self.run("add", "-A", *(["--", ".", *excluded] if excluded else []))
-        staged = (await self.run("diff", "--cached", "-z", "--name-only")).stdout
-        files = [name for name in staged.split("\0") if name]
-        if not files and not allow_empty:
-            return Commit(None, [], None, oversized)
-        args = ["commit", "-q", "--no-verify", "-m", message]
-        if allow_empty:
-            args.append("--allow-empty")
-        await self.run(*args)
+        # Who the author is depends on git's configuration only: asked while the files are staged.
+        author = asyncio.ensure_future(self._with_author(git_env()))
+        try:
+            excluded = [f":(exclude,literal){f.path}" for f in oversized]
+            await self.run("add", "-A", *(["--", ".", *excluded] if excluded else []))
+            staged = (await self.run("diff", "--cached", "-z", "--name-only")).stdout
+            files = [name for name in staged.split("\0") if name]
+            if not files and not allow_empty:
+                return Commit(None, [], None, oversized)
+            args = ["commit", "-q", "--no-verify", "-m", message]
+            if allow_empty:
+                args.append("--allow-empty")
+            await self.run(*args, env=await author, author_resolved=True)
+        finally:
+            author.cancel()  # when it is not needed after all (or the commit failed)
         commit, branch = await self.head_and_branch()
         # An oversized file the index already held (staged by hand) is in the commit after all.
         committed = set(files)
