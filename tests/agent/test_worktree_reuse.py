@@ -79,6 +79,7 @@ async def test_the_next_child_reuses_the_worktree_and_sees_only_the_project(
 
     assert run.result.status == "completed", run.result.summary
     assert git_calls.count("worktree add") == 1 and git_calls.count("worktree move") == 1
+    assert "worktree list" not in git_calls and "worktree prune" not in git_calls  # nothing left over
     lines = _probe_output(run, "summon-B").splitlines()
     short = run.sessions[0].short_id
     # Nothing untracked or ignored from A (build/, big.bin), A's merged a.txt, B's own branch.
@@ -148,3 +149,39 @@ async def test_parallel_children_reuse_the_worktrees_of_the_reply_before(
     subjects = git(repo, "log", "--merges", "--reverse", "--format=%s").splitlines()
     assert [s.split()[2] for s in subjects] == ["summon-A", "summon-B", "summon-C", "summon-D"]
     _nothing_left(repo, run)
+
+
+async def _calls_for(repo: Path, tmp_path: Path, calls: list[str], summons: int) -> int:
+    main: list[dict[str, Any]] = []
+    agents: dict[str, Any] = {"main": main}
+    for i in range(summons):
+        letter = chr(ord("A") + i)
+        main.append(
+            turn(
+                call("write_files", path=f"pending{i}.txt", content=f"{i}\n"),
+                summon(f"write the child file number {i}", "general"),
+            )
+        )
+        agents[f"summon-{letter}"] = [
+            turn(call("write_files", path=f"child/{letter}.txt", content=letter)),
+            complete(f"wrote {letter}"),
+        ]
+    main.append(complete("all merged"))
+    folder = tmp_path / f"{summons}"
+    folder.mkdir()
+    workspace = folder / "repo"
+    git(repo.parent, "clone", "-q", str(repo), str(workspace))
+    calls.clear()
+    run = await run_session(workspace, write_script(folder / "s.json", agents))
+    assert run.result.status == "completed", run.result.summary
+    return len(calls)
+
+
+async def test_a_summon_takes_at_most_twenty_two_git_processes(
+    repo: Path, tmp_path: Path, git_calls: list[str]
+) -> None:
+    one = await _calls_for(repo, tmp_path, git_calls, 1)
+    three = await _calls_for(repo, tmp_path, git_calls, 3)
+    # A checkpoint commit, the worktree (reused), a snapshot, the child's commit and changed
+    # files, the merge, and parking the worktree for the next child.
+    assert (three - one) / 2 <= 22
