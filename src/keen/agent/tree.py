@@ -4,8 +4,10 @@ One place for branch naming (`child_branch_name`, `git_branch_name`). A child ge
 worktree on its own branch from the parent's HEAD (the parent's pending work is committed as a
 checkpoint first), runs to its end with the budget and iterations its parent has left, and, when
 it completed, is merged `--no-ff` into the parent's branch. A conflict aborts the merge and the
-parent is told which files conflict; the branch stays for a merge by hand. Summoning is
-idempotent per tool call, which is how a resumed session continues an interrupted child.
+parent is told which files conflict; the branch stays for a merge by hand. The worktree of a
+child that has ended is reused for the next one (`worktrees.park`), and what is parked is
+removed at the session's end (`Tree.close`). Summoning is idempotent per tool call, which is
+how a resumed session continues an interrupted child.
 """
 
 from __future__ import annotations
