@@ -10,6 +10,7 @@ NUL-separated, exactly as they are (git's plain output C-quotes non-ASCII charac
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -95,6 +96,17 @@ class FileChanges:
         }
 
 
+@dataclass
+class Commit:
+    """What `GitRepo.commit` did: the new commit (None when nothing changed), the files it
+    holds, the branch it is on, and the files left out of it for their size."""
+
+    commit: str | None
+    files: list[str]
+    branch: str | None
+    skipped: list[SkippedFile]
+
+
 def _size_text(size: int) -> str:
     mib = 1024 * 1024
     return f"{size // mib} MB" if size % mib == 0 else f"{size} bytes"
@@ -124,10 +136,12 @@ class GitRepo:
         check: bool = True,
         timeout: float = GIT_TIMEOUT_SECONDS,
         env: Mapping[str, str] | None = None,
+        author_resolved: bool = False,
     ) -> ProcessResult:
-        """Run git; `env` replaces `git_env()` (the git tool passes one without keen's secrets)."""
+        """Run git; `env` replaces `git_env()` (the git tool passes one without keen's secrets).
+        `author_resolved`: `env` comes from `_with_author` already (asked meanwhile)."""
         env = git_env() if env is None else env
-        if args and args[0] in _COMMITTING:
+        if args and args[0] in _COMMITTING and not author_resolved:
             env = await self._with_author(env)
         result = await run_process(["git", *SAFE_CONFIG, *args], cwd=self.path, timeout=timeout, env=env)
         if check and not result.ok:
@@ -165,6 +179,11 @@ class GitRepo:
         result = await self.run("symbolic-ref", "--short", "-q", "HEAD", check=False)
         return result.stdout.strip() or None
 
+    async def head_and_branch(self) -> tuple[str, str | None]:
+        """HEAD's commit and the branch checked out (None when detached), in one git process."""
+        commit, name = (await self.out("rev-parse", "HEAD", "--symbolic-full-name", "HEAD")).split("\n")
+        return commit, (None if name == "HEAD" else name.removeprefix("refs/heads/"))
+
     async def status_porcelain(self) -> list[str]:
         """`XY path` per changed file, the path as it is (renames are an add and a delete)."""
         out = (await self.run("status", "--porcelain", "-z", "--untracked-files=all", "--no-renames")).stdout
@@ -175,9 +194,12 @@ class GitRepo:
 
     async def oversized_changes(self) -> list[SkippedFile]:
         """Changed or new files in the work tree larger than `max_file_bytes`."""
+        return self._oversized(await self.status_porcelain())
+
+    def _oversized(self, status: list[str]) -> list[SkippedFile]:
         limit = self.max_file_bytes
         found = []
-        for entry in await self.status_porcelain():
+        for entry in status:
             name = entry[3:]
             try:
                 size = os.lstat(self.path / name).st_size
@@ -190,15 +212,35 @@ class GitRepo:
     async def commit_all(self, message: str, *, allow_empty: bool = False) -> str | None:
         """Stage everything but oversized files and commit. Returns the new commit, or None when
         nothing changed. What is left out is reported by `changes_between(..., "HEAD")`."""
-        skipped = [f":(exclude,literal){f.path}" for f in await self.oversized_changes()]
-        await self.run("add", "-A", *(["--", ".", *skipped] if skipped else []))
-        if not allow_empty and not (await self.run("diff", "--cached", "--quiet", check=False)).exit_code:
-            return None
-        args = ["commit", "-q", "--no-verify", "-m", message]
-        if allow_empty:
-            args.append("--allow-empty")
-        await self.run(*args)
-        return await self.head()
+        return (await self.commit(message, allow_empty=allow_empty)).commit
+
+    async def commit(self, message: str, *, allow_empty: bool = False) -> Commit:
+        """`commit_all`, telling also the commit's files, its branch and what was left out for
+        its size (what `changes_between(..., "HEAD")` would find), in as few git processes as
+        that takes: none staged when nothing changed, and no `show` or `symbolic-ref` after."""
+        status = await self.status_porcelain()
+        oversized = self._oversized(status)
+        if not status and not allow_empty:
+            return Commit(None, [], None, [])
+        # Who the author is depends on git's configuration only: asked while the files are staged.
+        author = asyncio.ensure_future(self._with_author(git_env()))
+        try:
+            excluded = [f":(exclude,literal){f.path}" for f in oversized]
+            await self.run("add", "-A", *(["--", ".", *excluded] if excluded else []))
+            staged = (await self.run("diff", "--cached", "-z", "--name-only")).stdout
+            files = [name for name in staged.split("\0") if name]
+            if not files and not allow_empty:
+                return Commit(None, [], None, oversized)
+            args = ["commit", "-q", "--no-verify", "-m", message]
+            if allow_empty:
+                args.append("--allow-empty")
+            await self.run(*args, env=await author, author_resolved=True)
+        finally:
+            author.cancel()  # when it is not needed after all (or the commit failed)
+        commit, branch = await self.head_and_branch()
+        # An oversized file the index already held (staged by hand) is in the commit after all.
+        committed = set(files)
+        return Commit(commit, files, branch, [f for f in oversized if f.path not in committed])
 
     async def files_in_commit(self, commit: str) -> list[str]:
         out = (await self.run("show", "-z", "--name-only", "--pretty=format:", commit)).stdout
@@ -206,13 +248,21 @@ class GitRepo:
 
     async def changed_since(self, start: str) -> list[str]:
         """Files that differ from `start`, committed or not, untracked ones included."""
-        diff = (await self.run("diff", "-z", "--name-only", start)).stdout
-        untracked = (await self.run("ls-files", "-z", "--others", "--exclude-standard")).stdout
+        diff, untracked = (
+            result.stdout
+            for result in await asyncio.gather(
+                self.run("diff", "-z", "--name-only", start),
+                self.run("ls-files", "-z", "--others", "--exclude-standard"),
+            )
+        )
         return sorted({name for name in (*diff.split("\0"), *untracked.split("\0")) if name})
 
-    async def changes_between(self, start: str, end: str = "HEAD") -> FileChanges:
+    async def changes_between(
+        self, start: str, end: str = "HEAD", *, skipped: list[SkippedFile] | None = None
+    ) -> FileChanges:
         """Files created, modified and deleted between two commits, as git sees them; ending at
-        HEAD, also the files in the work tree that keen's commits left out for their size."""
+        HEAD, also the files in the work tree that keen's commits left out for their size
+        (`skipped`, when the caller's `commit` has just found them)."""
         out = (await self.run("diff", "-z", "--name-status", "--no-renames", start, end)).stdout
         created: list[str] = []
         modified: list[str] = []
@@ -221,7 +271,8 @@ class GitRepo:
         for status, name in zip(fields[::2], fields[1::2], strict=False):
             bucket = {"A": created, "D": deleted}.get(status[:1], modified)
             bucket.append(name)
-        skipped = await self.oversized_changes() if end == "HEAD" else []
+        if skipped is None:
+            skipped = await self.oversized_changes() if end == "HEAD" else []
         return FileChanges(created=created, modified=modified, deleted=deleted, skipped=skipped)
 
     async def init(self) -> None:

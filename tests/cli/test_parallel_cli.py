@@ -141,3 +141,50 @@ def test_a_childs_work_survives_losing_its_worktree_as_a_machine_restart_would(
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["status"] == "completed"
     assert (tmp_path / "w" / "report.txt").read_text() == "all of the report\n"
+
+
+def test_kill_9_with_a_parked_worktree_then_resume_leaves_none(tmp_path: Path, keen_home: Path) -> None:
+    token = unique_sleep()
+
+    def writer(branch: str) -> list[dict[str, Any]]:
+        return [
+            turn(call("write_files", path=f"{branch}.txt", content=f"{branch}\n")),
+            complete(f"{branch} written"),
+        ]
+
+    script = write_script(
+        tmp_path / "s.json",
+        {
+            "main": [
+                turn(summon("do part A of the work", "general"), summon("do part B of the work", "general")),
+                turn(summon("do part C of the work", "general")),
+                complete("three parts merged"),
+            ],
+            "summon-A": writer("summon-A"),
+            "summon-B": writer("summon-B"),
+            "summon-C": [
+                turn(call("run_command", command=f"sleep {token}", timeout_seconds=600)),
+                *writer("summon-C"),
+            ],
+        },
+    )
+    proc = start_keen(
+        ["breathe", "three parts, two then one", "--model", f"scripted:{script}", "--dir", "w", "--json"],
+        tmp_path,
+    )
+    wait_for(lambda: sleeping(token) != [])
+    workspace = tmp_path / "w"
+    assert "detached" in git(workspace, "worktree", "list")  # A's or B's worktree, parked for reuse
+    proc.kill()
+    proc.wait(timeout=10)
+    root = (
+        sqlite3.connect(keen_home / "keen.db")
+        .execute("select short_id from sessions where depth = 0")
+        .fetchone()[0]
+    )
+    resumed = run_keen("sessions", "resume", root, "--json", cwd=tmp_path, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["status"] == "completed"
+    assert all((workspace / f"{b}.txt").read_text() == f"{b}\n" for b in BRANCHES)
+    _no_worktree_left(workspace, keen_home)
+    assert git(workspace, "for-each-ref", "refs/keen/") == ""

@@ -42,6 +42,9 @@ class PhaseRequest:
 
 
 class CompletionGate(Protocol):
+    # Whether its decisions read `files_changed` (when not, nobody asks git for them).
+    reads_files: bool
+
     async def evaluate(self, request: CompletionRequest) -> GateDecision:
         """Decide on a `report_complete`."""
         ...
@@ -54,6 +57,8 @@ class CompletionGate(Protocol):
 class AcceptAllGate:
     """Accepts every completion and checks no phase (`--gates off`, and the default until a
     validating gate is configured)."""
+
+    reads_files = False
 
     async def evaluate(self, request: CompletionRequest) -> GateDecision:
         return GateDecision(passed=True)

@@ -63,7 +63,7 @@ class AgentControls:
                 workspace=self._agent.workspace.root,
                 left=previous,
                 entered=target.value,
-                files_changed=await self.changed_files(),
+                files_changed=await self._files_for_gate(),
                 facts=self._agent.history.facts(),
             )
         )
@@ -89,7 +89,7 @@ class AgentControls:
                 workspace=self._agent.workspace.root,
                 summary=summary,
                 success=success,
-                files_changed=await self.changed_files(),
+                files_changed=await self._files_for_gate(),
                 phase=self.phase,
                 attempt=attempt,
                 max_attempts=MAX_COMPLETION_REFUSALS,
@@ -118,6 +118,9 @@ class AgentControls:
             await self.emit(ev.VALIDATION_FINISHED, decision.validation_event)
         if decision.gate is not None:
             await self.emit(ev.GATE_EVALUATED, decision.gate)
+
+    async def _files_for_gate(self) -> list[str]:
+        return await self.changed_files() if self._agent.deps.gate.reads_files else []
 
     async def changed_files(self) -> list[str]:
         """Files that differ from the session's start commit, committed or not."""

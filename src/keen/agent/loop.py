@@ -28,7 +28,7 @@ from keen.agent.stuck import StuckDetector
 from keen.errors import KeenError
 from keen.events import types as ev
 from keen.events.types import Event
-from keen.gitrepo import GitRepo
+from keen.gitrepo import Commit, GitRepo
 from keen.llm.base import Message, Request, ToolSpec, ToolUsePart, Turn, estimate_tokens, tokens_for
 from keen.tools.context import SummonRequest, ToolContext
 from keen.tools.registry import ToolError, ToolResult
@@ -251,8 +251,8 @@ class Agent:
     # -- the end -----------------------------------------------------------------------------
 
     async def _finish(self, end: SessionEnd, started: float) -> AgentResult:
-        await self._commit_remaining(end)
-        files = await self.repo.changes_between(self.spec.start_commit, "HEAD")
+        made = await self._commit_remaining(end)
+        files = await self.repo.changes_between(self.spec.start_commit, "HEAD", skipped=made.skipped)
         result = AgentResult(
             session_id=self.session_id,
             status=end.status,
@@ -268,7 +268,7 @@ class Agent:
         await self.emit(ev.SESSION_FINISHED, result.finished_data())
         return result
 
-    async def _commit_remaining(self, end: SessionEnd) -> str | None:
+    async def _commit_remaining(self, end: SessionEnd) -> Commit:
         summary = end.summary.strip()
         first_line = " ".join((summary.splitlines() or [end.status])[0].split()) or end.status
         # git's subject convention: 72 characters with the "keen: " prefix, cut between words.
@@ -288,18 +288,17 @@ class Agent:
 
     async def commit_checkpoint(self, what: str) -> str | None:
         """Commit pending work (before summoning, so a child starts from it)."""
-        return await self._commit(f"keen: {what}\n\nSession: {self.spec.short_id} ({self.spec.branch_name})")
+        message = f"keen: {what}\n\nSession: {self.spec.short_id} ({self.spec.branch_name})"
+        return (await self._commit(message)).commit
 
-    async def _commit(self, message: str) -> str | None:
-        commit = await self.repo.commit_all(message)
-        if commit is None:
-            return None
-        files = await self.repo.files_in_commit(commit)
-        branch = await self.repo.current_branch()
-        await self.emit(
-            ev.GIT_COMMITTED, {"branch": branch, "commit": commit, "message": message, "files": files}
-        )
-        return commit
+    async def _commit(self, message: str) -> Commit:
+        made = await self.repo.commit(message)
+        if made.commit is not None:
+            await self.emit(
+                ev.GIT_COMMITTED,
+                {"branch": made.branch, "commit": made.commit, "message": message, "files": made.files},
+            )
+        return made
 
 
 def _call_groups(calls: list[ToolUsePart]) -> list[list[ToolUsePart]]:

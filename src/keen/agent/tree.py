@@ -4,13 +4,16 @@ One place for branch naming (`child_branch_name`, `git_branch_name`). A child ge
 worktree on its own branch from the parent's HEAD (the parent's pending work is committed as a
 checkpoint first), runs to its end with the budget and iterations its parent has left, and, when
 it completed, is merged `--no-ff` into the parent's branch. A conflict aborts the merge and the
-parent is told which files conflict; the branch stays for a merge by hand. Summoning is
-idempotent per tool call, which is how a resumed session continues an interrupted child.
+parent is told which files conflict; the branch stays for a merge by hand. The worktree of a
+child that has ended is reused for the next one (`worktrees.park`), and what is parked is
+removed at the session's end (`Tree.close`). Summoning is idempotent per tool call, which is
+how a resumed session continues an interrupted child.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import string
 from collections.abc import Coroutine
 from dataclasses import dataclass, replace
@@ -28,6 +31,7 @@ from keen.tools.registry import ToolError
 
 if TYPE_CHECKING:
     from keen.agent.loop import Agent
+    from keen.gitrepo import GitRepo
 
 SPECIALIZATIONS: dict[str, str] = {
     "frontend": "UI components, styling, accessibility, client logic",
@@ -111,6 +115,9 @@ class Tree:
         self.root_short_id = root_short_id
         self.worktrees_dir = worktrees_dir
         self.snapshots = worktrees.volatile(worktrees_dir)  # on disk, a worktree needs none
+        self.git_dirs: dict[Path, Path] = {}  # worktree → its git directory, for snapshots
+        self.spares: list[tuple[Path, Path]] = []  # parked worktrees (and git dirs) to reuse
+        self._parking: set[asyncio.Future[None]] = set()
         self.sessions = sessions
         self.projection = TreeProjection()
         self.spawned: dict[str, dict[str, Any]] = {}  # call id → child.spawned data
@@ -176,14 +183,61 @@ class Tree:
                 else:
                     assert slot.finished is not None
                     results.append(await self._merge_and_report(parent, slot.session_id, slot.finished))
-            return results
-        finally:
+        except BaseException:  # cancelled or failed: nothing is reused, and a cancel ends quickly
             children = [slot for slot in slots if isinstance(slot, _Child)]
+            for child in children:
+                self.git_dirs.pop(child.path, None)
             await worktrees.remove_all(
                 parent.repo,
                 [c.path for c in children],
                 [worktrees.snapshot_ref(self.root_short_id, c.branch) for c in children],
             )
+            raise
+        for slot in slots:
+            if isinstance(slot, _Child):
+                self._park(parent.repo, slot)
+        return results
+
+    def _park(self, repo: GitRepo, child: _Child) -> None:
+        """Park an ended child's worktree for the next child, or remove it, in the background:
+        nothing waits for it but the next summon (`_spare`) and the session's end (`close`)."""
+        git_dir = self.git_dirs.pop(child.path, None)
+        ref = worktrees.snapshot_ref(self.root_short_id, child.branch)
+
+        async def park() -> None:
+            parked, _ = await asyncio.gather(
+                worktrees.park(child.path, git_dir), repo.run("update-ref", "-d", ref, check=False)
+            )
+            if parked and git_dir is not None:
+                self.spares.append((child.path, git_dir))
+            else:
+                await worktrees.remove(repo, child.path)
+
+        task = asyncio.ensure_future(park())
+        self._parking.add(task)
+        task.add_done_callback(self._parking.discard)
+
+    async def _spare(self) -> tuple[Path, Path] | None:
+        """A parked worktree, once those being parked are."""
+        if self._parking:
+            await asyncio.wait(list(self._parking))
+        return self.spares.pop() if self.spares else None
+
+    async def close(self, repo: GitRepo) -> None:
+        """At the end of the session: remove the parked worktrees, anything a killed keen left
+        in the tree's worktree folder, and the snapshot refs."""
+        if self._parking:
+            await asyncio.wait(list(self._parking))
+        self.spares.clear()
+        folder = self.worktrees_dir / self.root_short_id
+        left = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+        if not left and not self.spawned:
+            return  # no child ever: no git at all
+        prefix = worktrees.snapshot_refs(self.root_short_id)
+        listed = await repo.run("for-each-ref", "--format=%(refname)", prefix, check=False)
+        await worktrees.remove_all(repo, left, listed.stdout.split())
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
     async def _prepare(self, parent: Agent, request: SummonRequest) -> _Child:
         """Spawn the child of one call (or find it again after a resume)."""
@@ -194,7 +248,7 @@ class Tree:
                 return _Child(child_id, record["branch"], path, finished=self.finished[child_id])
             if not path.is_dir():
                 ref = worktrees.snapshot_ref(self.root_short_id, str(record["branch"]))
-                await worktrees.restore(parent.repo, path, record["git_branch"], ref)
+                self.git_dirs[path] = await worktrees.restore(parent.repo, path, record["git_branch"], ref)
             spec, deps = self._resumed_child(parent, child_id, record, path)
             return _Child(child_id, record["branch"], path, spec, deps, resume=True)
         self._check_limits(parent, request)
@@ -212,8 +266,8 @@ class Tree:
             name = child_branch_name(parent.spec.branch_name, self._spawn_count(parent))
         git_branch = git_branch_name(self.root_short_id, name)
         path = self.worktrees_dir / self.root_short_id / name
-        await worktrees.create(repo, path, git_branch)
-        start = await repo.head()
+        start = checkpoint or await repo.head()
+        self.git_dirs[path] = await worktrees.create(repo, path, git_branch, start, await self._spare())
         deps = parent.deps
         meter = deps.meter.child(request.budget)
         iterations = deps.iterations.child(min(request.max_iterations, deps.iterations.remaining() - 1))
@@ -332,13 +386,15 @@ class Tree:
         node = self.projection.nodes[child_id]
         git_branch = node.git_branch or ""
         start = next(r["start_commit"] for r in self.spawned.values() if r["child_session_id"] == child_id)
-        log = await parent.repo.run("log", "--format=%H", f"{start}..{git_branch}", check=False)
-        commits = log.stdout.split() if log.ok else []
+        listing = parent.repo.run("log", "--format=%H", f"{start}..{git_branch}", check=False)
         merge = node.merge
+        if child_id in self.reported or finished["status"] != "completed":
+            log = await listing
+        else:  # the child's commits are listed while it merges (the merge leaves its branch as it is)
+            log, merge = await asyncio.gather(listing, self._merge(parent, node, finished))
+        commits = log.stdout.split() if log.ok else []
         if child_id not in self.reported:
-            if finished["status"] == "completed":
-                merge = await self._merge(parent, node, finished)
-            else:
+            if finished["status"] != "completed":
                 merge = {
                     "result": "not_merged",
                     "reason": f"the child ended {finished['status']}; its work stays on {git_branch}",
@@ -369,20 +425,20 @@ class Tree:
 
     async def _merge(self, parent: Agent, node: Node, finished: dict[str, Any]) -> dict[str, Any]:
         repo = parent.repo
-        into = await repo.current_branch()
         headline = " ".join(str(finished.get("summary") or "").split())[:60]
         message = f"keen: merge {node.branch} ({node.specialization}): {headline}"
         result = await repo.run(
             "merge", "--no-ff", "--no-edit", "-m", message, node.git_branch or "", check=False
         )
         if result.ok:
-            commit = await repo.head()
+            commit, into = await repo.head_and_branch()
             await parent.emit(
                 ev.GIT_MERGED, {"from": node.git_branch, "into": into, "commit": commit, "conflicts": []}
             )
             return {"result": "merged", "commit": commit}
         conflicts = (await repo.run("diff", "--name-only", "--diff-filter=U", check=False)).stdout.split()
         await repo.run("merge", "--abort", check=False)
+        into = await repo.current_branch()
         await parent.emit(
             ev.GIT_MERGED, {"from": node.git_branch, "into": into, "commit": None, "conflicts": conflicts}
         )
@@ -403,9 +459,8 @@ class Tree:
         """Keep what a child has changed so far safe from a machine restart (its worktree may
         live on a memory file system)."""
         if self.snapshots and agent.spec.parent_session_id is not None:
-            await worktrees.snapshot(
-                agent.repo, worktrees.snapshot_ref(self.root_short_id, agent.spec.branch_name)
-            )
+            ref = worktrees.snapshot_ref(self.root_short_id, agent.spec.branch_name)
+            await worktrees.snapshot(agent.repo, ref, self.git_dirs.get(agent.repo.path))
 
     # -- reading the tree -----------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ REPORT_FINDINGS = 20  # findings kept per category in the report attached to a f
 
 
 class ValidationGate:
+    reads_files = True
+
     def __init__(self, mode: GateMode, timeouts: Timeouts | None = None) -> None:
         self.mode = mode
         self.timeouts = timeouts

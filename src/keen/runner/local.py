@@ -97,6 +97,7 @@ class LocalRunner:
                 # It ended (cancelled included): nothing will resume it, unless it was suspended.
                 if agent.done() and not (self.stopping is not None and self.stopping()):
                     remove_home(sandbox)
+                    await uncancellable(deps.tree.close(GitRepo(spec.workspace)))
         finally:
             await uncancellable(self.control.release(spec.session_id, owner))
             await model.aclose()

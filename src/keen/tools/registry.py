@@ -7,6 +7,8 @@ times the call and turns known failures into error results.
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -177,6 +179,13 @@ def _describe(exc: ValidationError) -> str:
 
 
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The input schema the model sees (a copy: every agent's request has its own)."""
+    return copy.deepcopy(_built_schema(model))
+
+
+@functools.cache
+def _built_schema(model: type[BaseModel]) -> dict[str, Any]:
+    # Generating a JSON schema takes pydantic a few milliseconds per agent for all the tools.
     schema = model.model_json_schema()
     _strip_titles(schema)
     return schema
