@@ -213,6 +213,20 @@ async def test_at_most_three_sessions_of_a_user_run_at_once(api: Api, tmp_path: 
     assert (await execute(api, headers, slow)).status_code == 202
 
 
+async def test_executions_arriving_at_once_are_admitted_up_to_the_limit_without_waiting_on_each_other(
+    api: Api, tmp_path: Path
+) -> None:
+    """The request's write lock and the per-user admission are taken in one order: four
+    executions at the same instant give three runs and one 409, quickly, never a 500."""
+    headers, _ = await user(api, "eager@example.org")
+    slow = write_script(
+        tmp_path / "slow.json", [turn(call("continue_work", next_action="wait"), delay_ms=20_000), complete()]
+    )
+    async with asyncio.timeout(20):
+        answers = await asyncio.gather(*(execute(api, headers, slow) for _ in range(4)))
+    assert sorted(r.status_code for r in answers) == [202, 202, 202, 409], [r.text for r in answers]
+
+
 async def test_ten_executions_an_hour_per_user(make_api: Callable[..., Any], tmp_path: Path) -> None:
     api = await make_api(KEEN_RATE_LIMIT_EXECUTE="10/hour", KEEN_MAX_RUNNING_SESSIONS="20")
     headers, _ = await user(api, "eager@example.org")

@@ -66,7 +66,7 @@ class ServerRuns:
         self.bus = bus
         self.ledger = LedgerConfig.from_settings(settings)
         self.tasks: dict[str, asyncio.Task[None]] = {}
-        self.owners: dict[str, str] = {}  # root id → user id, of the runs in `tasks`
+        self.owners: dict[str, str] = {}  # root id → user id, of the runs in `tasks` and admitted ones
         self.stopping = False
         self._admitting: dict[str, asyncio.Lock] = {}
 
@@ -109,6 +109,9 @@ class ServerRuns:
         if execution.repo_url is not None:
             repo_url_scheme(execution.repo_url, settings)
         self.check_sandbox()
+        # Admission reserves the run's place among the user's running sessions (`owners`, under
+        # the new root's id) and lets go before anything waits for the database's write lock,
+        # which another request may hold while it waits to be admitted.
         async with self._admitting.setdefault(actor.user_id, asyncio.Lock()):
             running = await self.running_count(actor.user_id)
             if running >= settings.keen_max_running_sessions:
@@ -120,6 +123,8 @@ class ServerRuns:
             await check_credits(
                 session, self.ledger, actor.user_id, await first_call_worst_case(options, settings)
             )
+            self.owners[session_id] = actor.user_id
+        try:
             await session.commit()
             await prepare_workspace(workspace, settings, execution.repo_url)
             try:
@@ -127,6 +132,10 @@ class ServerRuns:
             except BaseException:
                 remove_workspace(workspace)
                 raise
+        except BaseException:
+            if session_id not in self.tasks:
+                self.owners.pop(session_id, None)
+            raise
         details = {"model": model, "repo_url": execution.repo_url}
         entry = AuditEntry(
             "session.start", Risk.LOW, f"user:{actor.user_id}", actor.user_id, session_id, details
