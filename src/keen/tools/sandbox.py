@@ -157,7 +157,20 @@ def bwrap_prefix(policy: SandboxPolicy, writable: Sequence[Path], home: str) -> 
         "--tmpfs",
         "/var/tmp",
     ]
-    return [*args, *_mounts(policy.hidden, writable), "--dir", home]
+    return [*args, *_own_python(), *_mounts(policy.hidden, writable), "--dir", home]
+
+
+PRIVATE_TMP = (Path("/tmp"), Path("/var/tmp"))
+
+
+def _own_python() -> list[str]:
+    """keen's own Python, read-only, where the sandbox's private /tmp would hide it (a checkout
+    and its venv under /tmp): the tools keen runs in the sandbox (ruff) come from there."""
+    out: list[str] = []
+    for prefix in sorted({Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}):
+        if any(prefix.is_relative_to(tmp) for tmp in PRIVATE_TMP):
+            out += ["--ro-bind", str(prefix), str(prefix)]
+    return out
 
 
 def _mounts(hidden: Iterable[Path], writable: Iterable[Path]) -> list[str]:

@@ -70,8 +70,8 @@ async def ruff_check(
         raise ToolFailed(f"ruff timed out after {timeout:g} s")
     if result.exit_code not in (0, 1):
         raise ToolFailed(f"ruff failed (exit {result.exit_code}): {tail(result.stderr or result.stdout)}")
-    try:
-        raw = json.loads(result.stdout or "[]")
+    try:  # ruff always prints a JSON list; nothing at all means it did not run
+        raw = json.loads(result.stdout)
     except ValueError as exc:
         raise ToolFailed(f"ruff printed no JSON: {tail(result.stderr or result.stdout)}") from exc
     return [_diagnostic(root, item) for item in raw]
