@@ -157,3 +157,23 @@ def test_docstring_coverage_counts_public_definitions_only(tmp_path: Path) -> No
 
     assert documented == 2
     assert [(name, line) for _, line, _, name in missing] == [("bare", 6), ("Thing.method", 15)]
+
+
+async def test_a_ruff_that_prints_nothing_is_a_failure_not_a_clean_pass(tmp_path: Path) -> None:
+    """A ruff that could not run (exit 1, no output) must not read as "no findings"."""
+    import os
+
+    import pytest
+
+    from keen.validation.external import ToolFailed
+    from keen.validation.ruff import ruff_check
+
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    for name in ("python", "ruff"):
+        (bin_dir / name).write_text("#!/bin/sh\nexit 1\n")
+        (bin_dir / name).chmod(0o755)
+    (tmp_path / "mod.py").write_text("import os\n")
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    with pytest.raises(ToolFailed, match="printed no JSON"):
+        await ruff_check(tmp_path, ["."], timeout=30, env=env)
