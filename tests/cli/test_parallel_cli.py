@@ -72,7 +72,7 @@ def test_ctrl_c_during_three_parallel_children_cancels_all_within_3_seconds(
     rows = (
         sqlite3.connect(keen_home / "keen.db").execute("select branch_name, status from sessions").fetchall()
     )
-    assert sorted(rows) == [("main", "cancelled")] + [(b, "cancelled") for b in BRANCHES]
+    assert sorted(rows) == [("main", "cancelled")] + [(b, "cancelled") for b in BRANCHES], err
     _no_worktree_left(tmp_path / "w", keen_home)
 
 

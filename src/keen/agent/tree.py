@@ -79,7 +79,10 @@ async def _all_or_none(work: list[Coroutine[Any, Any, None]]) -> None:
         await asyncio.gather(*tasks)
     except BaseException:
         for task in tasks:
-            task.cancel()
+            # A cancelled gather has cancelled its tasks already: a second cancel would land
+            # inside a child's recording of its own end and leave it `running`.
+            if not task.done() and not task.cancelling():
+                task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
 

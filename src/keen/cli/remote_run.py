@@ -174,14 +174,20 @@ def cancel_remote(client: ServerClient, session_id: str) -> str | None:
 
 
 class SigtermAsInterrupt:
-    """SIGTERM handled as Ctrl-C while a remote session is followed."""
+    """SIGTERM handled as Ctrl-C while a remote session is followed, and Ctrl-C handled even
+    when keen was started with SIGINT ignored (a background job of a script), as a local run
+    handles it."""
 
     def __enter__(self) -> SigtermAsInterrupt:
-        self.previous = signal.signal(signal.SIGTERM, self._raise)
+        self.previous = {
+            signal.SIGTERM: signal.signal(signal.SIGTERM, self._raise),
+            signal.SIGINT: signal.signal(signal.SIGINT, self._raise),
+        }
         return self
 
     def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGTERM, self.previous)
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
 
     @staticmethod
     def _raise(signum: int, frame: Any) -> None:
