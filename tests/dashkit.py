@@ -46,6 +46,20 @@ class User:
         self.email = email
         self.headers, self.id = sign_up(base_url, email)
         self.mfa_secret: str | None = None
+        self.mfa_step = -1  # the last TOTP step this user signed in with (the server accepts each once)
+
+    def next_code(self) -> str:
+        """A TOTP code the server has not seen: the current step's, or the next one's (within the
+        one-step drift it allows) when this step's was used by an earlier sign-in."""
+        assert self.mfa_secret is not None
+        step = max(int(time.time()) // TOTP_STEP, self.mfa_step + 1)
+        while step > int(time.time()) // TOTP_STEP + 1:
+            time.sleep(0.5)
+        self.mfa_step = step
+        return totp_code(self.mfa_secret, datetime.fromtimestamp(step * TOTP_STEP, UTC))
+
+
+TOTP_STEP = 30  # seconds
 
 
 def enable_mfa(base_url: str, user: User) -> None:
@@ -77,7 +91,7 @@ class Browsing:
         page.click("button[type=submit]")
         if user.mfa_secret is not None:
             page.wait_for_url("**/login/mfa")
-            page.fill("input[name=code]", totp_code(user.mfa_secret, datetime.now(UTC)))
+            page.fill("input[name=code]", user.next_code())
             page.click("button[type=submit]")
         page.wait_for_url("**/sessions")
 
