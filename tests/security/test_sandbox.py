@@ -307,3 +307,18 @@ async def test_project_tests_run_by_validation_read_keen_home(
     await validate_project(workspace, categories=["tests"])
 
     assert not (workspace / "leak.txt").exists()
+
+
+def test_keens_own_python_under_tmp_stays_visible_read_only_in_the_sandbox(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A checkout with its venv under /tmp (the sandbox's /tmp is private) keeps its tools."""
+    import sys
+
+    from keen.tools import sandbox
+
+    monkeypatch.setattr(sys, "prefix", "/tmp/some-checkout/.venv")
+    assert sandbox._own_python()[:3] == ["--ro-bind", "/tmp/some-checkout/.venv", "/tmp/some-checkout/.venv"]
+    monkeypatch.setattr(sys, "prefix", "/opt/keen/.venv")
+    monkeypatch.setattr(sys, "base_prefix", "/usr")
+    assert sandbox._own_python() == []
