@@ -82,6 +82,9 @@ async def _is_empty(db: Any) -> bool:
     return not tables
 
 
+STREAMS_GRACE_SECONDS = 5
+
+
 def run_server(settings: Settings, *, host: str, port: int) -> None:
     import uvicorn
 
@@ -98,4 +101,6 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
         proxy_headers=True,
         forwarded_allow_ips=settings.keen_forwarded_allow_ips,
         server_header=False,
+        # Open streams (SSE, WebSocket) never end on their own: a stop must not wait on them.
+        timeout_graceful_shutdown=STREAMS_GRACE_SECONDS,
     )
