@@ -104,6 +104,21 @@ class Settings(BaseSettings):
     # Root sessions one user may have running at once, and executions per user (`limits` notation).
     keen_max_running_sessions: int = Field(default=3, ge=1, alias="KEEN_MAX_RUNNING_SESSIONS")
     keen_rate_limit_execute: str = Field(default="10/hour", alias="KEEN_RATE_LIMIT_EXECUTE")
+    # Where agent runs execute: `inprocess` (in the `keen serve` process) or `distributed`
+    # (procrastinate jobs on PostgreSQL, run by `keen worker` processes).
+    keen_run_mode: Literal["inprocess", "distributed"] = Field(default="inprocess", alias="KEEN_RUN_MODE")
+    # Workers (distributed mode): a worker whose heartbeat is older than the stall time is dead,
+    # and the recovery task, run this often, queues its runs again for another worker.
+    keen_worker_heartbeat_seconds: float = Field(default=2.0, gt=0, alias="KEEN_WORKER_HEARTBEAT_SECONDS")
+    keen_worker_stall_seconds: float = Field(default=8.0, gt=0, alias="KEEN_WORKER_STALL_SECONDS")
+    keen_worker_recovery_seconds: int = Field(default=3, ge=1, alias="KEEN_WORKER_RECOVERY_SECONDS")
+    # How often an idle worker looks for jobs it was not notified of (a re-queued run sends none).
+    keen_worker_poll_seconds: float = Field(default=1.0, gt=0, alias="KEEN_WORKER_POLL_SECONDS")
+    # A worker told to stop (SIGTERM) lets its runs reach a step boundary for this long, then
+    # hands them back to the queue.
+    keen_worker_shutdown_grace_seconds: float = Field(
+        default=30.0, gt=0, alias="KEEN_WORKER_SHUTDOWN_GRACE_SECONDS"
+    )
     # Seconds between heartbeats of an idle live stream (SSE comment, WebSocket frame).
     keen_stream_heartbeat_seconds: float = Field(default=15.0, gt=0, alias="KEEN_STREAM_HEARTBEAT_SECONDS")
 
