@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -325,3 +326,42 @@ def test_a_run_on_a_worker_streams_to_websocket_and_sse_clients_of_other_replica
         assert total > 20
         assert ws_seqs == list(range(1, total + 1))
         assert sse_seqs == list(range(1, total + 1))
+
+
+def test_the_execute_rate_limit_counts_the_requests_of_every_replica(tmp_path: Path) -> None:
+    prefix = f"keen-test-{uuid.uuid4().hex[:8]}"
+    limits = {"KEEN_REDIS_URL": "redis://127.0.0.1:6379/0", "KEEN_RATE_LIMIT_PREFIX": prefix}
+    with cluster(tmp_path) as c:
+        first, second = (c.server(KEEN_RATE_LIMIT_EXECUTE="2/hour", **limits) for _ in range(2))
+        headers, user_id = sign_up(first.url, "hasty@example.org")
+        c.grant(user_id, "10")
+        script = steps_script(tmp_path / "s.json", 1)
+        body = {"vision": "one quick step only", "options": {"model": f"scripted:{script}", **FAST}}
+        codes = [
+            httpx.post(f"{replica.url}{AGENTS}/execute", json=body, headers=headers, timeout=60).status_code
+            for replica in (first, second, second)
+        ]
+        assert codes == [202, 202, 429]
+
+
+def test_the_commands_of_a_killed_worker_die_with_it(tmp_path: Path) -> None:
+    with cluster(tmp_path) as c:
+        server = c.server()
+        worker = c.worker()
+        headers, user_id = sign_up(server.url, "orphans@example.org")
+        c.grant(user_id, "10")
+        token = unique_sleep()
+        script = write_script(
+            tmp_path / "sleepy.json",
+            [turn(call("run_command", command=f"sleep {token}", timeout_seconds=600)), complete()],
+        )
+        execute(server.url, headers, script, vision="wait a long time")
+        deadline = time.monotonic() + 20
+        while not sleeping(token) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sleeping(token), "the command never started"
+        worker.kill()
+        deadline = time.monotonic() + 5
+        while sleeping(token) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not sleeping(token), "the command outlived its worker"
