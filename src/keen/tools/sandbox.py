@@ -268,7 +268,7 @@ def _git_config_mounts(workspace: Path) -> tuple[list[Path], list[tuple[Path, Re
     if linked is not None:
         admin, common = linked
         pointers = [dot_git, admin / "gitdir", admin / "commondir", admin / "config.worktree"]
-        readonly = [(p, "file") for p in pointers if p.is_file()]
+        readonly: list[tuple[Path, ReadOnly]] = [(p, "file") for p in pointers if p.is_file()]
         return [], [*readonly, *_repository_config(common)]
     if dot_git.is_symlink() or not dot_git.is_dir():
         return [], []
@@ -276,13 +276,10 @@ def _git_config_mounts(workspace: Path) -> tuple[list[Path], list[tuple[Path, Re
 
 
 def _repository_config(gitdir: Path) -> list[tuple[Path, ReadOnly]]:
-    worktree_config = gitdir / "config.worktree"
-    return [
-        (gitdir / "config", "file"),
-        *([(worktree_config, "file")] if worktree_config.is_file() else []),
-        (gitdir / "info", "dir"),
-        (gitdir / "hooks", "dir"),
-    ]
+    out: list[tuple[Path, ReadOnly]] = [(gitdir / "config", "file")]
+    if (gitdir / "config.worktree").is_file():
+        out.append((gitdir / "config.worktree", "file"))
+    return [*out, (gitdir / "info", "dir"), (gitdir / "hooks", "dir")]
 
 
 def _inner_env(env: Mapping[str, str], home: Path | None) -> dict[str, str]:
