@@ -12,6 +12,10 @@ Only the repository's own files count (scopes `local` and `worktree`, and what t
 the system and global files are the person's own, and a local entry that repeats one of
 theirs with the same value runs nothing they do not run already (`git lfs install --local`).
 The verdict is kept per repository until one of the files it depends on changes.
+
+A nested repository the index holds (a submodule's work tree, or a repository the agent made
+and added) is asked for its own status by `git add` in the outer one, so its configuration, all
+work-tree content, is checked the same way before git runs in the outer repository.
 """
 
 from __future__ import annotations
@@ -53,6 +57,10 @@ class _Verdict:
 
 
 _verdicts: dict[Path, _Verdict] = {}
+# The index entry mode of a gitlink (0o160000), as the index stores it: where these bytes do not
+# occur, the index holds no nested repository and git need not be asked.
+_GITLINK_MODE = (0o160000).to_bytes(4, "big")
+_gitlinks: dict[Path, tuple[Fingerprint, tuple[Path, ...]]] = {}
 
 
 def risky_entries(listing: str) -> list[tuple[str, str]]:
@@ -154,13 +162,24 @@ def _fingerprint(files: Sequence[Path]) -> Fingerprint:
     return tuple(out)
 
 
-async def ensure_safe_config(path: Path, git_argv: Sequence[str], env: Mapping[str, str]) -> None:
+async def ensure_safe_config(
+    path: Path, git_argv: Sequence[str], env: Mapping[str, str], *, _outer: frozenset[Path] = frozenset()
+) -> None:
     """Raise `WorkspaceError` when git at `path` would read a repository-local entry that runs a
-    program. `git_argv` is how keen starts git (its `-c` options); `env` what git runs with."""
+    program, there or in a nested repository its index holds. `git_argv` is how keen starts
+    git (its `-c` options); `env` what git runs with."""
     key = path.resolve()
-    known = _verdicts.get(key)
-    if known is not None and _fingerprint(known.watched) == known.fingerprint:
+    if key in _outer:  # a forged index can make a repository hold itself
         return
+    known = _verdicts.get(key)
+    if known is None or _fingerprint(known.watched) != known.fingerprint:
+        await _check(key, git_argv, env)
+    for nested in await _nested_repositories(key, git_argv, env):
+        await ensure_safe_config(nested, git_argv, env, _outer=_outer | {key})
+
+
+async def _check(key: Path, git_argv: Sequence[str], env: Mapping[str, str]) -> None:
+    """List the configuration git reads at `key`: refuse, or remember the verdict."""
     # Watched before listing: a change made while git lists is seen the next time.
     before = _watched(key, "")
     before_print = _fingerprint(before)
@@ -181,6 +200,32 @@ async def ensure_safe_config(path: Path, git_argv: Sequence[str], env: Mapping[s
             "configuration (~/.gitconfig) if it is yours."
         )
     watched = _watched(key, result.stdout)
-    if _fingerprint(before) != before_print:
-        return  # changed while listing: decide again next time
-    _verdicts[key] = _Verdict(watched, _fingerprint(watched))
+    if _fingerprint(before) == before_print:  # else changed while listing: decide again next time
+        _verdicts[key] = _Verdict(watched, _fingerprint(watched))
+
+
+async def _nested_repositories(
+    path: Path, git_argv: Sequence[str], env: Mapping[str, str]
+) -> tuple[Path, ...]:
+    """The work trees of the gitlinks in the index at `path` that are repositories."""
+    dirs = _git_dirs(path)
+    if not dirs:
+        return ()
+    index = dirs[0] / "index"
+    print_now = _fingerprint([index])
+    known = _gitlinks.get(path)
+    if known is not None and known[0] == print_now:
+        return known[1]
+    try:
+        has_gitlink = _GITLINK_MODE in index.read_bytes()
+    except OSError:
+        has_gitlink = False
+    found: tuple[Path, ...] = ()
+    if has_gitlink:
+        argv = [*git_argv, "ls-files", "--stage", "-z"]
+        listed = await run_process(argv, cwd=path, timeout=LISTING_TIMEOUT_SECONDS, env=env)
+        entries = [e.partition("\t") for e in listed.stdout.split("\0") if e]
+        links = [path / name for info, _, name in entries if info.startswith("160000 ")]
+        found = tuple(link for link in links if (link / ".git").exists())
+    _gitlinks[path] = (print_now, found)
+    return found

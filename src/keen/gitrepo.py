@@ -30,7 +30,8 @@ GIT_TIMEOUT_SECONDS = 120.0
 # No transport at all (keen's git never fetches in a workspace; a clone allows its one scheme
 # after these), so no ssh command, proxy, credential helper or `ext::` program can start; each
 # protocol by name too, since `protocol.<name>.allow` outranks `protocol.allow`. No checkout,
-# merge or fetch recursing into submodules.
+# merge or fetch recursing into submodules, and status and diff compare a submodule's commit
+# only: its work tree (where its own configuration could name a filter) is not looked into.
 SAFE_CONFIG = (
     "--no-pager",
     "-c",
@@ -48,6 +49,8 @@ SAFE_CONFIG = (
     ),
     "-c",
     "submodule.recurse=false",
+    "-c",
+    "diff.ignoreSubmodules=dirty",
 )
 
 KEEN_NAME, KEEN_EMAIL = "keen", "keen@localhost"

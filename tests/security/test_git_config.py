@@ -9,6 +9,7 @@ configuration names a program, and runs no pager, editor or transport whatever i
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -199,6 +200,22 @@ def _commondir(repo: Path, program: Path) -> None:
     (repo / ".gitattributes").write_text("* filter=x\n")
 
 
+def _nested(repo: Path, program: Path) -> None:
+    """A repository inside the work tree, added as a gitlink: its config is work-tree content,
+    writable from the sandbox, and git in the outer repository asks it for its status."""
+    sub = repo / "sub"
+    sub.mkdir()
+    git(sub, "init", "-q")
+    (sub / "s.txt").write_text("s\n")
+    (sub / ".gitattributes").write_text("* filter=x\n")
+    git(sub, "add", "-A")
+    git(sub, "commit", "-qm", "nested")
+    git(sub, "config", "filter.x.clean", str(program))
+    git(repo, "-c", "filter.x.clean=cat", "add", "sub")
+    git(repo, "-c", "filter.x.clean=cat", "commit", "-qm", "gitlink")
+    os.utime(sub / "s.txt", (0, 0))  # stat-dirty: git must read it again
+
+
 async def _commit(repo: GitRepo) -> object:
     (repo.path / "work.txt").write_text("work\n")
     return await repo.commit_all("keen: checkpoint")
@@ -228,6 +245,8 @@ PLANTED: dict[str, tuple[Plant, Act, str]] = {
     "included work-tree file": (_include, _commit, "filter.x.clean"),
     "worktree config": (_worktree_config, _commit, "filter.x.clean"),
     "commondir redirection": (_commondir, _commit, "filter.x.clean"),
+    "nested repository on status": (_nested, _status, "filter.x.clean"),
+    "nested repository on commit": (_nested, _commit, "filter.x.clean"),
 }
 
 
