@@ -19,7 +19,7 @@ import pytest
 from helpers import call, complete, git, summon, turn
 from keen.errors import WorkspaceError
 from keen.gitrepo import GitRepo
-from security.attack import AgentCall, commands
+from security.attack import AgentCall, commands, diverge
 
 
 @pytest.fixture
@@ -133,16 +133,6 @@ def test_child_cannot_change_the_common_repository(breathe, tmp_path: Path, mark
 # -- keen's own git: a repository-local program is refused ------------------------------------
 
 
-def side_branch(repo: Path) -> None:
-    """A branch `side` that changes README.md, and main changing it too: a merge needs a driver."""
-    git(repo, "checkout", "-q", "-b", "side")
-    (repo / "README.md").write_text("# side\n")
-    git(repo, "commit", "-qam", "side")
-    git(repo, "checkout", "-q", "main")
-    (repo / "README.md").write_text("# main\n")
-    git(repo, "commit", "-qam", "main")
-
-
 Plant = Callable[[Path, Path], None]
 Act = Callable[[GitRepo], Awaitable[object]]
 
@@ -163,7 +153,7 @@ def _process(repo: Path, program: Path) -> None:
 
 
 def _merge_driver(repo: Path, program: Path) -> None:
-    side_branch(repo)
+    diverge(repo, "README.md")
     git(repo, "config", "merge.x.driver", str(program))
     (repo / ".git" / "info" / "attributes").write_text("* merge=x\n")
 
