@@ -66,7 +66,18 @@ GIT_IDENTITY = {
 # keen is the committer; the author is the user whenever git knows who they are (`GitRepo.run`
 # checks before each subcommand that can make a commit), keen only when it does not.
 _AUTHOR_VARIABLES = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL")
+# Subcommands that make a new repository and read no configuration but the person's: the
+# repository around the folder they run in (say, a home directory kept in git) is not checked.
+_REPOSITORY_FREE = frozenset({"clone", "init"})
 _COMMITTING = frozenset({"commit", "merge", "stash", "cherry-pick", "revert", "rebase", "am", "pull", "tag"})
+
+
+def _subcommand(args: tuple[str, ...]) -> str | None:
+    """The git subcommand in `args`, after any `-c name=value` options."""
+    rest = list(args)
+    while rest[:1] == ["-c"]:
+        rest = rest[2:]
+    return rest[0] if rest else None
 
 
 def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -164,7 +175,8 @@ class GitRepo:
         env = git_env() if env is None else env
         if args and args[0] in _COMMITTING and not author_resolved:
             env = await self._with_author(env)
-        await ensure_safe_config(self.path, ["git", *SAFE_CONFIG], env)
+        if _subcommand(args) not in _REPOSITORY_FREE:
+            await ensure_safe_config(self.path, ["git", *SAFE_CONFIG], env)
         result = await run_process(["git", *SAFE_CONFIG, *args], cwd=self.path, timeout=timeout, env=env)
         if check and not result.ok:
             detail = "timed out" if result.timed_out else (result.stderr or result.stdout).strip()

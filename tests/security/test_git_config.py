@@ -310,3 +310,20 @@ async def test_planted_transport_never_runs_in_keens_git(repo: Path, tmp_path: P
         assert not result.ok
 
     assert not marker.exists()
+
+
+async def test_a_clone_is_not_refused_for_the_repository_around_it(repo: Path, tmp_path: Path) -> None:
+    """`clone` reads no configuration of the repository its folder is in (keen's home may be in
+    the person's own repository, with a filter of theirs)."""
+    around = tmp_path / "around"
+    around.mkdir()
+    git(around, "init", "-q")
+    git(around, "config", "filter.crypt.smudge", "never-run-by-a-clone")
+    source = f"file://{repo}"
+
+    result = await GitRepo(around).run(
+        "-c", "protocol.file.allow=always", "clone", "-q", "--", source, str(around / "copy"), check=False
+    )
+
+    assert result.ok, result.stderr
+    assert (around / "copy" / "README.md").exists()
