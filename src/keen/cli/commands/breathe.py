@@ -191,6 +191,7 @@ def run_with_view(
     from keen.cli.views import SessionView, report_renderable
     from keen.events import types as ev
     from keen.events.types import Event
+    from keen.gcpause import collector_paused
     from keen.runner.sessions import SessionService
 
     console = stderr_console() if as_json else stdout_console()
@@ -233,7 +234,8 @@ def run_with_view(
                 else:
                     running["cancel_when_started"] = True
 
-            stored = await service.events(prepared.root_id)
+            with collector_paused():  # a long log: see keen.gcpause
+                stored = await service.events(prepared.root_id)
             service.watch(capture, prepared.root_id)
             task = asyncio.ensure_future(execute(service, prepared.root_id))
             console.on_closed = output_closed

@@ -1,0 +1,25 @@
+"""Pausing the cyclic garbage collector over bulk work that builds only acyclic objects.
+
+Reading and replaying a long session log makes tens of thousands of events, dicts and messages
+that all stay alive. Each collection the allocations trigger walks every live object (the
+imported modules and the log so far) and finds nothing to free: on a 5,000-step session that
+was a quarter of `keen sessions resume`'s start. Reference counting still frees what is dropped.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic collection inside the block; the collector's state is restored after it."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
