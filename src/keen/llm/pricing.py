@@ -286,8 +286,8 @@ def _price_to_json(price: Price) -> dict[str, Any]:
 def _price_from_json(data: dict[str, Any] | None) -> Price | None:
     if data is None:
         return None
-    rates = {name: _rate_from_json(data[name]) for name in _RATES}
-    return Price(**rates, web_search_k=Decimal(data["web_search_k"]))
+    input_rate, output, cache_read, cache_write = (_rate_from_json(data[name]) for name in _RATES)
+    return Price(input_rate, output, cache_read, cache_write, web_search_k=Decimal(data["web_search_k"]))
 
 
 def _rate(value: Any) -> Rate | None:
