@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.panel import Panel
-from rich.syntax import Syntax
 from rich.table import Table
 
 from keen.cli.common import (
@@ -280,6 +279,8 @@ def _cancel_on_signals(task: asyncio.Future[Any], on_signal: Callable[[int], Non
 
 
 def _dry_run(options: RunOptions, as_json: bool) -> int:
+    from rich.syntax import Syntax  # pygments: only the dry run's prompt panel needs it
+
     from keen.gitrepo import plan_workspace
     from keen.runner.sessions import dry_run_plan
 
