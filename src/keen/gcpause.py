@@ -9,7 +9,7 @@ was a quarter of `keen sessions resume`'s start. Reference counting still frees 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
@@ -22,4 +22,29 @@ def collector_paused() -> Iterator[None]:
         yield
     finally:
         if enabled:
+            gc.enable()
+
+
+@contextmanager
+def paused_until_kept() -> Iterator[Callable[[], None]]:
+    """Pause the collector until the `keep` this yields is called (or the block ends). `keep`
+    freezes every object alive then (`gc.freeze`) and collects again: for a command whose
+    modules, log and rebuilt conversation live until it exits, later collections walk only what
+    is new. Cyclic garbage alive at that moment is never freed, so keep right after the build."""
+    enabled = gc.isenabled()
+    gc.disable()
+    kept = False
+
+    def keep() -> None:
+        nonlocal kept
+        if not kept:
+            kept = True
+            gc.freeze()
+            if enabled:
+                gc.enable()
+
+    try:
+        yield keep
+    finally:
+        if not kept and enabled:
             gc.enable()

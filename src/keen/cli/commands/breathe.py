@@ -187,10 +187,31 @@ def run_with_view(
     """`prepare` the session (its errors come before any output), then `execute` it under a
     live view with Ctrl-C/SIGTERM cancelling it (`on_signal` is told which one) and print the
     report. Output that closes (`| head`) cancels the session too, and keen exits quietly."""
+    from keen.gcpause import paused_until_kept
+
+    # The modules imported, a long log read and a resumed conversation rebuilt live until the
+    # command exits: no collection walks them, and they are frozen once the session has started
+    # (see keen.gcpause).
+    with paused_until_kept() as keep:
+        return _run_with_view(
+            keep, settings, prepare, execute, verbose, as_json, on_finished=on_finished, on_signal=on_signal
+        )
+
+
+def _run_with_view(
+    keep: Callable[[], None],
+    settings: Any,
+    prepare: Callable[[SessionService], Awaitable[Prepared]],
+    execute: Callable[[SessionService, str], Awaitable[AgentResult]],
+    verbose: bool,
+    as_json: bool,
+    *,
+    on_finished: Callable[[dict[str, Any]], None] | None,
+    on_signal: Callable[[int], None] | None,
+) -> int:
     from keen.cli.views import SessionView, report_renderable
     from keen.events import types as ev
     from keen.events.types import Event
-    from keen.gcpause import collector_paused
     from keen.runner.sessions import SessionService
 
     console = stderr_console() if as_json else stdout_console()
@@ -220,6 +241,7 @@ def run_with_view(
                     return  # a live delta, or a child's event
                 if item.type in (ev.SESSION_STARTED, ev.SESSION_RESUMED):
                     running["started"] = True
+                    keep()
                     if running["cancel_when_started"]:
                         task.cancel()
                 elif item.type == ev.SESSION_FINISHED:
@@ -233,8 +255,7 @@ def run_with_view(
                 else:
                     running["cancel_when_started"] = True
 
-            with collector_paused():  # a long log: see keen.gcpause
-                stored = await service.events(prepared.root_id)
+            stored = await service.events(prepared.root_id)
             service.watch(capture, prepared.root_id)
             task = asyncio.ensure_future(execute(service, prepared.root_id))
             console.on_closed = output_closed
