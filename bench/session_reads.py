@@ -6,13 +6,16 @@ once every earlier step is stored it is killed with SIGKILL (an interrupted sess
 crash). Each read command then runs as a subprocess (what a person types), its output read
 through a pipe; the figures are its wall time and its CPU time (steadier on a shared machine),
 medians of `--repeat` runs. Resume is timed from its start to the start of its first new model
-call (the script no longer sleeps), read from the stored events.
+call (the script no longer sleeps), read from the stored events; each resume starts from a copy
+of the interrupted session's home and workspace. keen keeps what a second process need not work
+out again under `$KEEN_HOME/cache/` (resolved prices): the session's own `keen breathe` fills it,
+as it does for a person, and `--cold` empties it before each resume (a first-ever resume).
 
 `--baseline SRC` measures an earlier keen checkout (its `src/`) the same way, each command run
 alternately with the two, so that both see the same machine; the speedups are then against it,
 else against the figures measured before the session service.
 
-    python bench/session_reads.py [--steps 5000] [--repeat 3] [--baseline ../old/src] [--record]
+    python bench/session_reads.py [--steps 5000] [--repeat 3] [--baseline ../old/src] [--cold] [--record]
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -143,15 +147,27 @@ class Subject:
         work.mkdir()
         self.root = interrupted_session(work, steps, self.env)
         self.samples: dict[str, list[tuple[float, float]]] = {}
+        self.resumes: list[float] = []
+        # A resume finishes the session: each one starts from a copy of the interrupted state.
+        self.kept = {work / name: work / "interrupted" / name for name in ("home", "repo")}
+        for live, kept in self.kept.items():
+            shutil.copytree(live, kept, symlinks=True)
 
     def read(self, name: str, command: str, *flags: str) -> None:
         took = timed([*KEEN, "sessions", command, self.root, *flags], self.env)
         self.samples.setdefault(name, []).append(took)
 
-    def resume_to_first_call(self) -> float:
+    def resume(self, *, cold: bool) -> None:
+        """Resume the interrupted session and time it to its first new model call."""
+        for live, kept in self.kept.items():
+            shutil.rmtree(live)
+            shutil.copytree(kept, live, symlinks=True)
+        if cold:
+            shutil.rmtree(Path(self.env["KEEN_HOME"]) / "cache", ignore_errors=True)
         launched_at = time.time()
         timed([*KEEN, "sessions", "resume", self.root, "--json"], self.env)
-        return first_new_call_seconds(Path(self.env["KEEN_HOME"]) / "keen.db", self.root, launched_at)
+        db = Path(self.env["KEEN_HOME"]) / "keen.db"
+        self.resumes.append(first_new_call_seconds(db, self.root, launched_at))
 
     def figures(self) -> dict[str, Any]:
         out = {
@@ -161,14 +177,14 @@ class Subject:
             }
             for name, samples in self.samples.items()
         }
-        out["resume_to_first_call"] = {"wall_s": round(self.resume_to_first_call(), 3)}
+        out["resume_to_first_call"] = {"wall_s": round(statistics.median(self.resumes), 3)}
         return out
 
 
 READS = {"logs": ("logs",), "show_json": ("show", "--json"), "replay": ("replay", "--speed", "0")}
 
 
-def measure(steps: int, repeat: int, work: Path, baseline: Path | None) -> dict[str, Any]:
+def measure(steps: int, repeat: int, work: Path, baseline: Path | None, *, cold: bool) -> dict[str, Any]:
     subjects = [Subject("keen", work / "keen", steps, None)]
     if baseline is not None:
         subjects.append(Subject("baseline", work / "baseline", steps, baseline))
@@ -176,6 +192,8 @@ def measure(steps: int, repeat: int, work: Path, baseline: Path | None) -> dict[
         for name, args in READS.items():
             for subject in subjects:
                 subject.read(name, *args)
+        for subject in subjects:
+            subject.resume(cold=cold)
     results = {subject.name: subject.figures() for subject in subjects}
     reference = results.get("baseline") or {name: {"wall_s": s} for name, s in BEFORE.items()}
     speedup = {
@@ -186,6 +204,7 @@ def measure(steps: int, repeat: int, work: Path, baseline: Path | None) -> dict[
     return {
         "steps": steps,
         "repeat": repeat,
+        "cold_cache": cold,
         "against": "baseline" if baseline is not None else "figures before the session service",
         "results": results,
         "before_seconds": BEFORE,
@@ -198,13 +217,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--baseline", type=Path, help="an earlier keen checkout's src/ to compare with")
+    parser.add_argument("--cold", action="store_true", help="resume with an empty $KEEN_HOME/cache/")
     add_record_flag(parser)
     args = parser.parse_args()
     if args.steps < 2 or args.repeat < 1:
         parser.error("--steps must be at least 2 and --repeat at least 1")
     with tempfile.TemporaryDirectory() as tmp:
-        figures = measure(args.steps, args.repeat, Path(tmp), args.baseline)
-    path = write_results("session_reads", figures, record=args.record)
+        figures = measure(args.steps, args.repeat, Path(tmp), args.baseline, cold=args.cold)
+    path = write_results("session_reads_cold" if args.cold else "session_reads", figures, record=args.record)
     for name, took in figures["results"]["keen"].items():
         other = figures["results"].get("baseline", {}).get(name, {"wall_s": BEFORE[name]})
         print(

@@ -9,6 +9,7 @@ planted there would send the person's key to a server of the agent's choosing.
 from __future__ import annotations
 
 import os
+import re
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +23,8 @@ from keen.errors import ConfigError
 
 DEFAULT_MODEL = "anthropic:claude-sonnet-5-5"
 DEFAULT_KEEN_HOME = "~/.keen"
+# `N/period` and `N/Mperiod`: a part of the `limits` notation (the rest is checked by `limits`).
+_PLAIN_RATE_LIMIT = re.compile(r"[0-9]+/[0-9]*(second|minute|hour|day|month|year)s?")
 # Extra `.env` files the person names, separated by os.pathsep; later files win.
 ENV_FILE_VAR = "KEEN_ENV_FILE"
 DEFAULT_COMMIT_MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -145,6 +148,8 @@ class Settings(BaseSettings):
     @field_validator("keen_rate_limit", "keen_rate_limit_auth", "keen_rate_limit_execute", mode="after")
     @classmethod
     def _rate_limit(cls, value: str) -> str:
+        if _PLAIN_RATE_LIMIT.fullmatch(value):
+            return value  # what `limits` surely accepts: every process need not import it
         from limits import parse
 
         try:

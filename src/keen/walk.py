@@ -13,10 +13,12 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-
-import pathspec
+from typing import TYPE_CHECKING
 
 from keen.fsat import open_dir, read_at
+
+if TYPE_CHECKING:
+    import pathspec
 
 # Dependency, cache and build folders: never worth showing, searching or checking, ignored or not.
 SKIP_DIRS = frozenset(
@@ -206,4 +208,6 @@ def _read_exclude(root_fd: int) -> bytes | None:
 def _spec(data: bytes | None) -> pathspec.GitIgnoreSpec | None:
     if data is None:
         return None
+    import pathspec  # loaded by the first walk that meets a .gitignore, not with every tool
+
     return pathspec.GitIgnoreSpec.from_lines(data.decode("utf-8", errors="replace").splitlines())

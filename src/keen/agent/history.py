@@ -14,7 +14,7 @@ from typing import Any
 from keen.agent import context
 from keen.events import types as ev
 from keen.events.types import Event
-from keen.llm.base import Message, Part, TextPart, ToolResultPart, ToolUsePart, parts_from_record
+from keen.llm.base import Message, Part, TextPart, ToolResultPart, ToolUsePart, reply_message
 from keen.tools.registry import ToolResult
 
 # Commands that run a test suite; seeing one counts as "tests were run" for the gates.
@@ -95,8 +95,9 @@ class History:
         if self.pending:
             self._append(Message(role="user", parts=_user_order(self.pending)))
             self.pending = []
-        parts = parts_from_record(data)
-        self._append(Message(role="assistant", parts=parts))
+        message = reply_message(data)
+        self._append(message)
+        parts = message.parts
         self.iterations += 1
         self.model_state = data.get("model_state")
         self.last_calls = [p for p in parts if isinstance(p, ToolUsePart)]

@@ -28,6 +28,7 @@ from keen.agent.stuck import StuckDetector
 from keen.errors import KeenError
 from keen.events import types as ev
 from keen.events.types import Event
+from keen.gcpause import collector_paused
 from keen.gitrepo import Commit, GitRepo
 from keen.llm.base import Message, Request, ToolSpec, ToolUsePart, Turn, estimate_tokens, tokens_for
 from keen.tools.context import SummonRequest, ToolContext
@@ -97,9 +98,10 @@ class Agent:
         )
 
     async def _resume(self, events: list[Event]) -> None:
-        for event in events:
-            if event.session_id == self.session_id:
-                self.recorder.apply(event)
+        with collector_paused():
+            for event in events:
+                if event.session_id == self.session_id:
+                    self.recorder.apply(event)
         self.model.restore(self.history.model_state)
         await self.emit(ev.SESSION_RESUMED, {"pid": os.getpid(), "iterations": self.history.iterations})
         await self._finish_interrupted_calls()

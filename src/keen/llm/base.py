@@ -86,15 +86,24 @@ def reply_record(parts: list[Part]) -> dict[str, Any]:
 
 
 def parts_from_record(data: Mapping[str, Any]) -> list[Part]:
-    """The parts of a recorded reply (`reply_record`), in order. Older events carry each tool call
-    whole in `parts` as well; a call given by id only is the next one of `tool_calls`."""
+    """The parts of a recorded reply (`reply_record`), in order."""
+    return parts_from_json(_recorded_parts(data))
+
+
+def reply_message(data: Mapping[str, Any]) -> Message:
+    """The assistant message of a recorded reply, validated in one pass with its parts (a resumed
+    session rebuilds thousands of them)."""
+    return Message.model_validate({"role": "assistant", "parts": _recorded_parts(data)})
+
+
+def _recorded_parts(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Older events carry each tool call whole in `parts` as well; a call given by id only is the
+    next one of `tool_calls`."""
     calls = iter(data.get("tool_calls") or ())
-    return parts_from_json(
-        [
-            next(calls, part) if part.get("type") == "tool_use" and "input" not in part else part
-            for part in data["parts"]
-        ]
-    )
+    return [
+        next(calls, part) if part.get("type") == "tool_use" and "input" not in part else part
+        for part in data["parts"]
+    ]
 
 
 class Message(BaseModel):
@@ -105,14 +114,15 @@ class Message(BaseModel):
         return "\n".join(p.text for p in self.parts if isinstance(p, TextPart))
 
     def chars(self) -> int:
-        return self.char_count
-
-    # Size for token estimates, computed once: messages are not changed after they are built
-    # (condensing makes new ones). A cached property, not a private attribute, because pydantic
-    # reads those an order of magnitude slower and a long session reads many.
-    @cached_property
-    def char_count(self) -> int:
-        return sum(_part_chars(p) for p in self.parts)
+        """Size for token estimates, computed once: messages are not changed after they are built
+        (condensing makes new ones). Kept in the instance dict as a cached property would be
+        (pydantic compares and dumps fields only), not in a private attribute, which pydantic
+        reads an order of magnitude slower, nor through `functools.cached_property`, which takes
+        a lock on every read on Python 3.11; a long session reads many."""
+        cached: int | None = self.__dict__.get("char_count")
+        if cached is None:
+            cached = self.__dict__["char_count"] = sum(_part_chars(p) for p in self.parts)
+        return cached
 
 
 class ToolSpec(BaseModel):

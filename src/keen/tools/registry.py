@@ -64,6 +64,11 @@ def tool(
     return wrap
 
 
+# What `json.dumps(body, ensure_ascii=False, default=str)` builds on every call, built once: a
+# resumed session turns thousands of stored results back into their text.
+_RESULT_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
 @dataclass
 class ToolResult:
     ok: bool
@@ -89,7 +94,7 @@ class ToolResult:
             body["error"] = self.error
         if self.output is not None:
             body["output"] = self.output
-        return cut_middle(json.dumps(body, ensure_ascii=False, default=str), RESULT_LIMIT)
+        return cut_middle(_RESULT_JSON.encode(body), RESULT_LIMIT)
 
 
 class ToolRegistry:

@@ -13,9 +13,8 @@ import re
 import stat
 import threading
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pathspec
 import re2
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -25,6 +24,9 @@ from keen.tools.context import ToolContext
 from keen.tools.registry import Tool, ToolError, tool
 from keen.tools.workspace import Workspace
 from keen.walk import walk
+
+if TYPE_CHECKING:
+    import pathspec
 
 MAX_FILE_BYTES = 2 * 1024 * 1024  # larger files are generated or data, not code worth grepping
 MAX_LINE_CHARS = 300
@@ -70,7 +72,7 @@ class SearchFilesInput(BaseModel):
     def _glob_parses(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                pathspec.GitIgnoreSpec.from_lines([value])
+                _glob_spec(value)
             except ValueError as exc:
                 raise ValueError(f"invalid glob {value!r}: {exc}") from exc
         return value
@@ -153,9 +155,15 @@ def _search(
     return result
 
 
+def _glob_spec(glob: str) -> pathspec.GitIgnoreSpec:
+    import pathspec  # loaded by the first search with a glob, not with every agent's tools
+
+    return pathspec.GitIgnoreSpec.from_lines([glob])
+
+
 def _candidates(workspace: Workspace, start: str, glob: str | None) -> Iterator[str]:
     """Workspace-relative paths of the files under the directory `start`."""
-    spec = pathspec.GitIgnoreSpec.from_lines([glob]) if glob else None
+    spec = _glob_spec(glob) if glob else None
     for entry in walk(workspace.root, start):
         if entry.is_dir or (spec is not None and not spec.match_file(entry.rel)):
             continue

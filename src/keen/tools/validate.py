@@ -8,7 +8,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from keen.tools.context import ToolContext
 from keen.tools.registry import tool
-from keen.validation import validate_project
 
 MAX_FINDINGS_PER_CATEGORY = 15  # enough to act on; the rest is counted, not listed
 
@@ -38,6 +37,8 @@ class ValidateInput(BaseModel):
     ValidateInput,
 )
 async def validate_project_tool(ctx: ToolContext, args: ValidateInput) -> dict[str, Any]:
+    from keen.validation import validate_project  # its runners load when it runs, not with the tools
+
     scope = None
     if args.scope:
         # Confinement is the workspace's job: refuse paths leading out of it.

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.panel import Panel
-from rich.syntax import Syntax
 from rich.table import Table
 
 from keen.cli.common import (
@@ -188,6 +187,28 @@ def run_with_view(
     """`prepare` the session (its errors come before any output), then `execute` it under a
     live view with Ctrl-C/SIGTERM cancelling it (`on_signal` is told which one) and print the
     report. Output that closes (`| head`) cancels the session too, and keen exits quietly."""
+    from keen.gcpause import paused_until_kept
+
+    # The modules imported, a long log read and a resumed conversation rebuilt live until the
+    # command exits: no collection walks them, and they are frozen once the session has started
+    # (see keen.gcpause).
+    with paused_until_kept() as keep:
+        return _run_with_view(
+            keep, settings, prepare, execute, verbose, as_json, on_finished=on_finished, on_signal=on_signal
+        )
+
+
+def _run_with_view(
+    keep: Callable[[], None],
+    settings: Any,
+    prepare: Callable[[SessionService], Awaitable[Prepared]],
+    execute: Callable[[SessionService, str], Awaitable[AgentResult]],
+    verbose: bool,
+    as_json: bool,
+    *,
+    on_finished: Callable[[dict[str, Any]], None] | None,
+    on_signal: Callable[[int], None] | None,
+) -> int:
     from keen.cli.views import SessionView, report_renderable
     from keen.events import types as ev
     from keen.events.types import Event
@@ -220,6 +241,7 @@ def run_with_view(
                     return  # a live delta, or a child's event
                 if item.type in (ev.SESSION_STARTED, ev.SESSION_RESUMED):
                     running["started"] = True
+                    keep()
                     if running["cancel_when_started"]:
                         task.cancel()
                 elif item.type == ev.SESSION_FINISHED:
@@ -278,6 +300,8 @@ def _cancel_on_signals(task: asyncio.Future[Any], on_signal: Callable[[int], Non
 
 
 def _dry_run(options: RunOptions, as_json: bool) -> int:
+    from rich.syntax import Syntax  # pygments: only the dry run's prompt panel needs it
+
     from keen.gitrepo import plan_workspace
     from keen.runner.sessions import dry_run_plan
 
