@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Select, bindparam, func, insert, or_, select,
 
 from keen.errors import InputError, NotFoundError
 from keen.events import types as ev
+from keen.events.pg_bus import EVENTS_CHANNEL
 from keen.events.sink import TransactionalWrite
 from keen.events.types import Event, SessionRef, utcnow
 from keen.store.actor import SYSTEM_ACTOR, Actor
@@ -36,7 +37,6 @@ _NEXT_SEQ = (
 _INSERT_EVENT = insert(EventRow)
 # PostgreSQL tells every listening process "<root id>:<seq>" when the event commits (keen.events.
 # pg_bus reads the event itself from the table: the payload stays far below NOTIFY's 8000 bytes).
-EVENTS_CHANNEL = "keen_events"
 _NOTIFY_EVENT = text(f"SELECT pg_notify('{EVENTS_CHANNEL}', :payload)")
 _SESSION_COST = select(SessionRow.cost_usd).where(SessionRow.id == bindparam("sid"))
 _SESSION_CREDITS = select(SessionRow.credits).where(SessionRow.id == bindparam("sid"))
