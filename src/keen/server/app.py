@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             async with running(bus):
                 try:
+                    await runs.open_queue()
                     await resume_runs(runs)
                     yield
                 finally:
