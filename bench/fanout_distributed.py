@@ -21,10 +21,7 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -37,38 +34,9 @@ from typing import Any
 import httpx
 import psycopg
 from _common import add_record_flag, percentile, write_results
-from websockets.asyncio.client import connect
+from fanout import ADMIN, KEEN, PASSWORD, Subscriber, free_port, script, server_env, start_server
 
-KEEN = Path(sys.executable).parent / "keen"
-ADMIN, PASSWORD = "bench@example.org", "Bench-password-1"
-FIRST_REPLY_DELAY_MS = 6000  # time for every subscriber to connect before the run goes on
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def script(path: Path, steps: int, delay_ms: int) -> Path:
-    turns: list[dict[str, Any]] = [
-        {
-            "tool_calls": [{"name": "continue_work", "input": {"next_action": "wait for the watchers"}}],
-            "delay_ms": FIRST_REPLY_DELAY_MS,
-        }
-    ]
-    turns += [
-        {
-            "text": f"step {i}",
-            "tool_calls": [{"name": "continue_work", "input": {"next_action": f"step {i}"}}],
-            "delay_ms": delay_ms,
-        }
-        for i in range(steps)
-    ]
-    turns.append({"tool_calls": [{"name": "report_complete", "input": {"summary": "done"}}]})
-    path.write_text(json.dumps(turns))
-    return path
 
 
 @contextmanager
@@ -102,45 +70,6 @@ def database(pg_admin: str) -> Iterator[tuple[str, str]]:
             conn.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
-def keen_env(home: Path, database_url: str, run_mode: str) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "KEEN_HOME": str(home),  # shared: every worker must see the workspaces
-        "KEEN_DATABASE_URL": database_url,
-        "KEEN_RUN_MODE": run_mode,
-        "KEEN_ALLOW_SCRIPTED_MODELS": "1",
-        "KEEN_ADMIN_EMAIL": ADMIN,
-        "KEEN_ADMIN_PASSWORD": PASSWORD,
-        "KEEN_SECRET_KEY": "bench-secret-" + "x" * 40,
-        "KEEN_ARGON2_TIME_COST": "1",
-        "KEEN_ARGON2_MEMORY_KIB": "8192",
-        "KEEN_ARGON2_PARALLELISM": "1",
-        "KEEN_RATE_LIMIT": "100000/hour",
-        "KEEN_RATE_LIMIT_AUTH": "100000/hour",
-    }
-    if shutil.which("bwrap") is None:
-        env["KEEN_SANDBOX"] = "none"  # the run's commands are none but continue_work
-    return env
-
-
-def start_server(env: dict[str, str], port: int, stack: ExitStack) -> str:
-    process = subprocess.Popen(
-        [str(KEEN), "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    stack.callback(_stop, process)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"keen serve exited: {process.stderr.read().decode() if process.stderr else ''}")
-        try:
-            if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
-                return base
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise SystemExit("keen serve did not come up")
-
-
 def start_worker(env: dict[str, str], concurrency: int, stack: ExitStack) -> None:
     process = subprocess.Popen(
         [str(KEEN), "worker", "--concurrency", str(concurrency)],
@@ -160,48 +89,22 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=30)
 
 
-class Subscriber:
+class Watcher(Subscriber):
+    """A subscriber of one replica, over the WebSocket (as in fanout.py) or SSE."""
+
     def __init__(self, base: str, transport: str) -> None:
+        super().__init__()
         self.base = base
         self.transport = transport
-        self.seqs: list[int] = []
-        self.latencies: list[float] = []  # seconds, of events recorded after `since`
-        self.subscribed = asyncio.Event()
 
-    def received(self, event: dict[str, Any], since: list[float]) -> None:
-        arrived = time.time()
-        self.seqs.append(event["seq"])
-        recorded = datetime.fromisoformat(event["ts"]).timestamp()
-        if since and recorded > since[0]:
-            self.latencies.append(arrived - recorded)
-
-    async def run(self, token: str, session_id: str, since: list[float], http: httpx.AsyncClient) -> None:
+    async def watch(self, token: str, session_id: str, since: list[float], http: httpx.AsyncClient) -> None:
         if self.transport == "ws":
-            await self._websocket(token, session_id, since)
-        else:
-            await self._sse(token, session_id, since, http)
-
-    async def _websocket(self, token: str, session_id: str, since: list[float]) -> None:
-        url = self.base.replace("http://", "ws://") + "/api/v1/ws"
-        async with connect(url, max_size=2**22, open_timeout=60) as ws:
-            await ws.send(json.dumps({"type": "auth", "token": token}))
-            await ws.send(json.dumps({"type": "subscribe", "session_id": session_id, "after_seq": 0}))
-            async for raw in ws:
-                frame = json.loads(raw)
-                kind = frame["type"]
-                if kind == "subscribed":
-                    self.subscribed.set()
-                elif kind == "event":
-                    self.received(frame["event"], since)
-                elif kind == "end":
-                    return
-                elif kind == "error":
-                    raise RuntimeError(f"error frame: {frame}")
-
-    async def _sse(self, token: str, session_id: str, since: list[float], http: httpx.AsyncClient) -> None:
+            await self.run(self.base.replace("http://", "ws://") + "/api/v1/ws", token, session_id, since)
+            return
         url = f"{self.base}/api/v1/agents/sessions/{session_id}/stream"
-        headers = {"Authorization": f"Bearer {token}"}
-        async with http.stream("GET", url, headers=headers, timeout=None) as response:
+        async with http.stream(
+            "GET", url, headers={"Authorization": f"Bearer {token}"}, timeout=None
+        ) as response:
             response.raise_for_status()
             self.subscribed.set()  # the stream is open: it sends what is stored, then live
             frame: dict[str, str] = {}
@@ -211,7 +114,12 @@ class Subscriber:
                     frame[field] = value.removeprefix(" ")
                     continue
                 if "id" in frame:  # a stored event (deltas and heartbeats carry no id)
-                    self.received(json.loads(frame["data"]), since)
+                    arrived = time.time()
+                    event = json.loads(frame["data"])
+                    self.seqs.append(event["seq"])
+                    recorded = datetime.fromisoformat(event["ts"]).timestamp()
+                    if since and recorded > since[0]:
+                        self.latencies.append(arrived - recorded)
                 frame = {}
 
 
@@ -237,11 +145,11 @@ async def measure(
         started.raise_for_status()
         session_id = started.json()["id"]
         clients = [
-            Subscriber(bases[i % len(bases)], "ws" if (i // len(bases)) % 2 == 0 else "sse")
+            Watcher(bases[i % len(bases)], "ws" if (i // len(bases)) % 2 == 0 else "sse")
             for i in range(subscribers)
         ]
         since: list[float] = []
-        tasks = [asyncio.create_task(c.run(token, session_id, since, client)) for c in clients]
+        tasks = [asyncio.create_task(c.watch(token, session_id, since, client)) for c in clients]
         connect_started = time.perf_counter()
         await asyncio.wait_for(asyncio.gather(*(c.subscribed.wait() for c in clients)), 120)
         since.append(time.time())
@@ -267,7 +175,7 @@ async def measure(
         "connect_and_subscribe_s": round(connected_s, 3),
         "step_delay_ms": delay_ms,
     }
-    groups: dict[str, list[Subscriber]] = {"all": clients}
+    groups: dict[str, list[Watcher]] = {"all": clients}
     for transport in ("ws", "sse"):
         groups[transport] = [c for c in clients if c.transport == transport]
     for index, base in enumerate(bases):
@@ -276,7 +184,7 @@ async def measure(
     return figures
 
 
-def _latency(clients: list[Subscriber]) -> dict[str, float | int]:
+def _latency(clients: list[Watcher]) -> dict[str, float | int]:
     latencies = sorted(x * 1000 for c in clients for x in c.latencies)
     if not latencies:
         return {"deliveries": 0}
@@ -309,12 +217,16 @@ def main() -> None:
     mode = "inprocess" if args.inprocess else "distributed"
     with tempfile.TemporaryDirectory(prefix="keen-fanout-distributed-") as tmp, ExitStack() as stack:
         _owner_url, app_url = stack.enter_context(database(args.pg_admin_url))
-        env = keen_env(Path(tmp) / "home", app_url, mode)
-        # One at a time: the first creates the admin, the others find it.
-        bases = [start_server(env, free_port(), stack) for _ in range(args.replicas)]
+        home = Path(tmp) / "home"  # shared: every worker must see the workspaces
+        extra = {"KEEN_DATABASE_URL": app_url, "KEEN_RUN_MODE": mode}
+        bases = []
+        for _ in range(args.replicas):  # one at a time: the first creates the admin
+            port = free_port()
+            stack.callback(_stop, start_server(home, port, extra))
+            bases.append(f"http://127.0.0.1:{port}")
         if not args.inprocess:
             for _ in range(args.workers):
-                start_worker(env, args.concurrency, stack)
+                start_worker({**server_env(home), **extra}, args.concurrency, stack)
         figures = asyncio.run(measure(bases, args.subscribers, args.steps, args.step_delay_ms, Path(tmp)))
         figures["run_mode"] = mode
         figures["workers"] = 0 if args.inprocess else args.workers

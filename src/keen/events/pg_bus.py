@@ -155,11 +155,8 @@ class PgBus(EventBus):
 
     @property
     def listening(self) -> bool:
+        """Whether the listener connection is up (False while it reconnects)."""
         return self._listening.is_set()
-
-    async def wait_listening(self, timeout: float | None = None) -> None:
-        """Until the listener connection is up (again)."""
-        await asyncio.wait_for(self._listening.wait(), timeout)
 
     # -- the Bus protocol -----------------------------------------------------------------------
 
@@ -274,7 +271,10 @@ class PgBus(EventBus):
             root.read_up_to = max(root.read_up_to, target, events[-1].seq if events else 0)
             if self._roots.get(root_id) is not root:
                 return
-            self._offer_stored(root, events)
+            try:
+                self._offer_stored(root, events)
+            except Exception:  # a failing callback must not stop the root's stream
+                log.exception("event bus: a subscriber of %s failed", root_id)
 
     def _offer_stored(self, root: _Root, events: list[Event]) -> None:
         # A read returns a gap-free run of seqs (seq is taken under the root's row lock, so
@@ -349,6 +349,8 @@ class PgBus(EventBus):
                 self._notified_delta(notify.payload)
         except (ValueError, KeyError, TypeError):
             log.warning("event bus: ignored a malformed %s notification", notify.channel)
+        except Exception:  # a failing callback must not stop the listener
+            log.exception("event bus: a subscriber failed on a %s notification", notify.channel)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
