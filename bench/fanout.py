@@ -63,7 +63,8 @@ def script(path: Path, steps: int, delay_ms: int) -> Path:
     return path
 
 
-def start_server(home: Path, port: int) -> subprocess.Popen[bytes]:
+def server_env(home: Path) -> dict[str, str]:
+    """The environment of a benchmarked `keen serve`: scripted models, an admin, no limits in the way."""
     env = {
         **os.environ,
         "KEEN_HOME": str(home),
@@ -79,8 +80,15 @@ def start_server(home: Path, port: int) -> subprocess.Popen[bytes]:
     }
     if shutil.which("bwrap") is None:
         env["KEEN_SANDBOX"] = "none"  # the run's commands are none but continue_work
+    return env
+
+
+def start_server(home: Path, port: int, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        [str(KEEN), "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [str(KEEN), "serve", "--port", str(port)],
+        env={**server_env(home), **(extra_env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

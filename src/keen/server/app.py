@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from keen import __version__
 from keen.config import Settings, get_settings
-from keen.events.bus import EventBus
+from keen.events.pg_bus import bus_for, running
 from keen.runner.server_runs import ServerRuns
 from keen.server.dashboard import install_dashboard
 from keen.server.errors import install_error_handlers
@@ -20,6 +20,7 @@ from keen.server.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from keen.server.openapi import install_openapi
 from keen.server.ratelimit import RateLimiter, RateLimitHeadersMiddleware, global_rate_limit
 from keen.server.routes import ROUTERS
+from keen.store import SqlEventStore
 from keen.store.db import Database
 
 logger = logging.getLogger("keen.server")
@@ -34,19 +35,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     disposed when the app's lifespan ends."""
     settings = settings or get_settings()
     db = Database(settings.database_url)
-    runs = ServerRuns(settings, db, EventBus())
+    # On PostgreSQL the bus carries the events of runs in other processes (replicas, workers).
+    bus = bus_for(db.url, SqlEventStore(db))
+    runs = ServerRuns(settings, db, bus)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            await runs.open_queue()
-            await resume_runs(runs)
-            yield
+            async with running(bus):
+                try:
+                    await runs.open_queue()
+                    await resume_runs(runs)
+                    yield
+                finally:
+                    await runs.shutdown()
         finally:
-            try:
-                await runs.shutdown()
-            finally:
-                await db.dispose()
+            await db.dispose()
 
     app = FastAPI(
         title="keen",

@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Select, bindparam, func, insert, or_, select, text, update
 
 from keen.errors import InputError, NotFoundError
 from keen.events import types as ev
+from keen.events.pg_bus import EVENTS_CHANNEL
 from keen.events.sink import TransactionalWrite
 from keen.events.types import Event, SessionRef, utcnow
 from keen.store.actor import SYSTEM_ACTOR, Actor
@@ -34,6 +35,9 @@ _NEXT_SEQ = (
     .returning(SessionRow.last_seq, SessionRow.user_id)
 )
 _INSERT_EVENT = insert(EventRow)
+# PostgreSQL tells every listening process "<root id>:<seq>" when the event commits (keen.events.
+# pg_bus reads the event itself from the table: the payload stays far below NOTIFY's 8000 bytes).
+_NOTIFY_EVENT = text(f"SELECT pg_notify('{EVENTS_CHANNEL}', :payload)")
 _SESSION_COST = select(SessionRow.cost_usd).where(SessionRow.id == bindparam("sid"))
 _SESSION_CREDITS = select(SessionRow.credits).where(SessionRow.id == bindparam("sid"))
 _SET_CREDITS = (
@@ -140,6 +144,8 @@ class SqlEventStore:
             },
         )
         _project(conn, event)
+        if conn.dialect.name == "postgresql":
+            conn.execute(_NOTIFY_EVENT, {"payload": f"{event.root_session_id}:{event.seq}"})
 
     async def events(
         self,
