@@ -300,8 +300,9 @@ def _sse_seqs(url: str, headers: dict[str, str]) -> list[int]:
     return seqs
 
 
-def _ws_seqs(url: str, token: str, session_id: str) -> list[int]:
-    seqs = []
+def _ws_seqs(url: str, token: str, session_id: str) -> tuple[list[int], int]:
+    """The seqs of the events a WebSocket client gets, and how many live deltas."""
+    seqs, deltas = [], 0
     with connect(url) as ws:
         ws.send(json.dumps({"type": "auth", "token": token}))
         assert json.loads(ws.recv(timeout=20))["type"] == "authenticated"
@@ -310,8 +311,10 @@ def _ws_seqs(url: str, token: str, session_id: str) -> list[int]:
             frame = json.loads(ws.recv(timeout=60))
             if frame["type"] == "event":
                 seqs.append(frame["event"]["seq"])
+            elif frame["type"] == "delta":
+                deltas += 1
             elif frame["type"] == "end":
-                return seqs
+                return seqs, deltas
 
 
 def test_a_run_on_a_worker_streams_to_websocket_and_sse_clients_of_other_replicas(tmp_path: Path) -> None:
@@ -326,11 +329,12 @@ def test_a_run_on_a_worker_streams_to_websocket_and_sse_clients_of_other_replica
             over_sse = pool.submit(_sse_seqs, f"{first.url}{AGENTS}/sessions/{started['id']}/stream", headers)
             time.sleep(1)  # both watch before any worker runs the session: its events come live
             c.worker()
-            ws_seqs, sse_seqs = over_ws.result(timeout=90), over_sse.result(timeout=90)
+            (ws_seqs, deltas), sse_seqs = over_ws.result(timeout=90), over_sse.result(timeout=90)
         total = len(events_of(first.url, headers, started["id"]))
         assert total > 20
         assert ws_seqs == list(range(1, total + 1))
         assert sse_seqs == list(range(1, total + 1))
+        assert deltas > 0, "the worker's live text never reached the other replica"
 
 
 def test_the_execute_rate_limit_counts_the_requests_of_every_replica(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 
 from keen.config import Settings
 from keen.errors import ConfigError
+from keen.events.pg_bus import libpq_url
 
 if TYPE_CHECKING:
     import procrastinate
@@ -51,10 +52,9 @@ class HandedBack(Exception):
 
 def conninfo(database_url: str) -> str:
     """The libpq connection string of a SQLAlchemy PostgreSQL URL."""
-    url = make_url(database_url)
-    if url.get_backend_name() != "postgresql":
+    if make_url(database_url).get_backend_name() != "postgresql":
         raise ConfigError("distributed runs need PostgreSQL: set KEEN_DATABASE_URL to a postgresql:// URL")
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return libpq_url(database_url)
 
 
 def queue_app(settings: Settings, *, pool_size: int = 4) -> procrastinate.App:
@@ -153,18 +153,21 @@ async def run_worker(settings: Settings, *, concurrency: int, queues: Iterable[s
     """`keen worker`: run jobs until SIGTERM/SIGINT, then hand the runs back and stop."""
     from procrastinate.worker import Worker
 
-    from keen.events.bus import EventBus
+    from keen.events.pg_bus import bus_for, running
     from keen.runner.server_runs import ServerRuns
-    from keen.store import Database
+    from keen.store import Database, SqlEventStore
 
     db = Database(settings.database_url)
     try:
         await db.require_current()
-        runs = ServerRuns(settings, db, EventBus())
+        # Stored events reach every replica by the store's own NOTIFY; the bus carries the live
+        # deltas of this worker's runs to them.
+        bus = bus_for(db.url, SqlEventStore(db))
+        runs = ServerRuns(settings, db, bus)
         runs.check_sandbox()
         app = queue_app(settings, pool_size=concurrency + 3)
         grace = settings.keen_worker_shutdown_grace_seconds
-        async with app.open_async():
+        async with running(bus), app.open_async():
             worker = Worker(
                 app,
                 queues=list(queues) if queues else [QUEUE],
