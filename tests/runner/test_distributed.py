@@ -371,3 +371,20 @@ def test_the_commands_of_a_killed_worker_die_with_it(tmp_path: Path) -> None:
         while sleeping(token) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not sleeping(token), "the command outlived its worker"
+
+
+def test_many_sse_streams_on_one_replica_each_get_the_whole_run(tmp_path: Path) -> None:
+    """More streams than the replica's database pool has connections: a stream holds none."""
+    with cluster(tmp_path) as c:
+        server = c.server()
+        headers, user_id = sign_up(server.url, "crowd@example.org")
+        c.grant(user_id, "10")
+        started = execute(server.url, headers, steps_script(tmp_path / "s.json", 4, delay_ms=100))
+        url = f"{server.url}{AGENTS}/sessions/{started['id']}/stream"
+        with ThreadPoolExecutor(max_workers=40) as pool:
+            streams = [pool.submit(_sse_seqs, url, headers) for _ in range(40)]
+            time.sleep(2)  # every stream is open (and would hold a connection) before the run starts
+            c.worker()
+            seen = [stream.result(timeout=120) for stream in streams]
+        total = len(events_of(server.url, headers, started["id"]))
+        assert all(seqs == list(range(1, total + 1)) for seqs in seen)

@@ -125,6 +125,35 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
+def require_scope_briefly(scope: str) -> Callable[..., Awaitable[Principal]]:
+    """`require_scope` in a transaction of its own, ended before the route runs: for a route
+    that streams for as long as a run lasts, which must not hold a pooled connection (nor, on
+    SQLite, the write lock) all that time."""
+
+    async def dependency(
+        request: Request,
+        policy: AuthPolicyDep,
+        origin: OriginDep,
+        authorization: Annotated[str | None, Security(credentials)],
+    ) -> Principal:
+        async with get_database(request).transaction() as session:
+            principal = await authenticate(session, policy, authorization, origin)
+            await rate_limit_user(request, principal.user_id)
+            if not principal.has(scope):
+                await _deny(
+                    session,
+                    principal,
+                    origin,
+                    f"this credential lacks the scope {scope}",
+                    scope=scope,
+                    path=request.url.path,
+                )
+        return principal
+
+    dependency.__name__ = f"require_scope_briefly_{scope.replace(':', '_')}"
+    return dependency
+
+
 async def require_admin(
     request: Request, session: DbSession, principal: CurrentUser, origin: OriginDep
 ) -> Principal:

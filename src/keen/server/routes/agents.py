@@ -33,7 +33,7 @@ from keen.server.agent_schemas import (
     SessionPage,
     TreeOut,
 )
-from keen.server.deps import DbSession, OriginDep, require_scope
+from keen.server.deps import DbSession, OriginDep, require_scope, require_scope_briefly
 from keen.server.ratelimit import limiter_of
 from keen.server.schemas import ErrorEnvelope
 from keen.server.streams import HEARTBEAT, live_stream
@@ -43,6 +43,8 @@ from keen.store.models import SessionRow
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 Executor = Annotated[Principal, Depends(require_scope(AGENTS_EXECUTE))]
 Reader = Annotated[Principal, Depends(require_scope(SESSIONS_READ))]
+# Streams last as long as their run: their caller is checked in a transaction that ends first.
+StreamReader = Annotated[Principal, Depends(require_scope_briefly(SESSIONS_READ))]
 SessionId = Annotated[
     str, Path(min_length=1, max_length=64, description="A session id (or an unambiguous prefix)")
 ]
@@ -147,7 +149,9 @@ async def get_events(
     return EventPage(items=items, after_seq=events[-1].seq if events else after_seq)
 
 
-async def streamed_root(request: Request, principal: Reader, session_id: SessionId) -> tuple[Actor, str]:
+async def streamed_root(
+    request: Request, principal: StreamReader, session_id: SessionId
+) -> tuple[Actor, str]:
     """The caller and the root to stream (resolved before the stream starts, so a refusal is
     an ordinary error response)."""
     actor = actor_of(principal)
