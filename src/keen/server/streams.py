@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Final
 
+import orjson
+
 from keen.events.bus import Bus, Item
 from keen.events.stream import EventSource, follow
+from keen.events.types import Event
 
 # How often an idle stream looks in the store for events the bus did not carry (written by
 # another process).
@@ -69,3 +73,20 @@ async def with_heartbeats(source: AsyncIterator[Item], every: float) -> AsyncIte
             await task
         with contextlib.suppress(Exception):
             await source.aclose()  # type: ignore[attr-defined]
+
+
+ENCODED_KEPT = 4096  # events of the runs being watched, kept encoded
+_ENCODED: OrderedDict[tuple[str, int], str] = OrderedDict()
+
+
+def encoded_event(event: Event) -> str:
+    """The event as JSON, encoded once in this process for every stream (SSE or WebSocket) that
+    sends it: a run watched by hundreds of clients is encoded once per event, not per client."""
+    key = (event.root_session_id, event.seq)
+    text = _ENCODED.get(key)
+    if text is None:
+        text = orjson.dumps(event.to_dict(), default=str).decode()
+        _ENCODED[key] = text
+        if len(_ENCODED) > ENCODED_KEPT:
+            _ENCODED.popitem(last=False)
+    return text

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,7 +38,7 @@ from keen.events.types import Event
 from keen.runner.server_runs import ServerRuns
 from keen.server.deps import get_auth_policy
 from keen.server.ratelimit import client_ip
-from keen.server.streams import HEARTBEAT, live_stream
+from keen.server.streams import HEARTBEAT, encoded_event, live_stream
 from keen.store.actor import Actor
 
 router = APIRouter()
@@ -297,23 +296,12 @@ async def _receive(conn: Connection) -> None:
 
 
 def event_frame(root_id: str, event: Event) -> str:
-    """The frame of a stored event, encoded once for every subscriber that is sent it."""
-    key = (root_id, event.seq)
-    frame = _ENCODED.get(key)
-    if frame is None:
-        frame = encode({"type": "event", "session_id": root_id, "event": event.to_dict()})
-        _ENCODED[key] = frame
-        if len(_ENCODED) > ENCODED_KEPT:
-            _ENCODED.popitem(last=False)
-    return frame
+    """The frame of a stored event, around its JSON encoded once for every stream."""
+    return f'{{"type":"event","session_id":{orjson.dumps(root_id).decode()},"event":{encoded_event(event)}}}'
 
 
 def encode(frame: dict[str, Any]) -> str:
     return orjson.dumps(frame, default=str).decode()
-
-
-ENCODED_KEPT = 4096
-_ENCODED: OrderedDict[tuple[str, int], str] = OrderedDict()
 
 
 async def _send(conn: Connection) -> None:

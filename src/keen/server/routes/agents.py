@@ -36,7 +36,7 @@ from keen.server.agent_schemas import (
 from keen.server.deps import DbSession, OriginDep, require_scope, require_scope_briefly
 from keen.server.ratelimit import limiter_of
 from keen.server.schemas import ErrorEnvelope
-from keen.server.streams import HEARTBEAT, live_stream
+from keen.server.streams import HEARTBEAT, encoded_event, live_stream
 from keen.store.actor import Actor
 from keen.store.models import SessionRow
 
@@ -198,7 +198,7 @@ async def stream(
             if item is HEARTBEAT:
                 yield ServerSentEvent(comment="heartbeat")
             elif isinstance(item, Event):
-                yield ServerSentEvent(id=str(item.seq), event=item.type, data=item.to_dict())
+                yield ServerSentEvent(id=str(item.seq), event=item.type, raw_data=encoded_event(item))
             elif isinstance(item, LiveDelta):
                 data = {"session_id": item.session_id, "kind": item.kind, "text": item.text}
                 yield ServerSentEvent(event="delta", data=data)
