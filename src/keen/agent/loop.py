@@ -118,6 +118,10 @@ class Agent:
 
     async def _loop(self) -> NoReturn:
         while True:
+            if self.deps.stopping():
+                # A step boundary of a stopping process: suspend here (as a cancellation does
+                # while stopping), so the tree resumes from this step elsewhere.
+                raise asyncio.CancelledError
             if self.deps.iterations.remaining() <= 0:
                 raise IterationsEnded(f"stopped after reaching the iteration limit ({self._limit_text()})")
             turn = await self._call_model()

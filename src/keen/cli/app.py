@@ -357,6 +357,21 @@ def serve(
     raise typer.Exit(serve_command(host=host, port=port))
 
 
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=64, help="Agent runs this worker runs at once.")
+    ] = 2,
+    queues: Annotated[
+        list[str] | None, typer.Option("--queues", help="Queues to take runs from (default: keen's).")
+    ] = None,
+) -> None:
+    """Run agent runs queued by `keen serve` replicas (distributed mode, PostgreSQL)."""
+    from keen.cli.commands.worker import worker_command
+
+    raise typer.Exit(worker_command(concurrency=concurrency, queues=queues))
+
+
 @admin_app.command("create-user")
 def admin_create_user(
     email: Annotated[str, typer.Option("--email", help="The account's email (how it signs in).")],

@@ -9,7 +9,7 @@ and a summoned child are described the same way) and the `session.created` paylo
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -354,9 +354,16 @@ class SessionService:
 
     # -- running ----------------------------------------------------------------------------
 
-    async def create(self, options: RunOptions, *, session_id: str | None = None) -> AgentSpec:
+    async def create(
+        self,
+        options: RunOptions,
+        *,
+        session_id: str | None = None,
+        record: Callable[[SessionRef, dict[str, Any]], Awaitable[None]] | None = None,
+    ) -> AgentSpec:
         """Prepare the workspace and record `session.created`; returns the root agent's spec
-        (`session_id`: an id chosen beforehand, as the server does to name the workspace)."""
+        (`session_id`: an id chosen beforehand, as the server does to name the workspace;
+        `record`: records the event in the caller's transaction instead of its own)."""
         self.sandbox_policy()  # a mode that cannot contain its commands refuses before any work
         lock = self._lock(options.workspace)
         try:
@@ -378,7 +385,10 @@ class SessionService:
         )
         created["workspace_note"] = plan.note
         spec = spec_from_created(session_id, None, created)
-        await self.sink.emit(spec.ref, ev.SESSION_CREATED, created)
+        if record is None:
+            await self.sink.emit(spec.ref, ev.SESSION_CREATED, created)
+        else:
+            await record(spec.ref, created)
         return spec
 
     async def run(self, session_id: str) -> AgentResult:

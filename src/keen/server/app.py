@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
+            await runs.open_queue()
             await resume_runs(runs)
             yield
         finally:

@@ -89,6 +89,10 @@ class SqlEventStore:
         ts = utcnow()
         return await self.db.write(lambda conn: self._record(conn, ref, type, ts, data, writes), self.actor)
 
+    def record_in(self, conn: Connection, ref: SessionRef, type: str, data: dict[str, Any]) -> Event:
+        """`record` inside the caller's transaction (`conn`): committed, or not, with it."""
+        return self._record(conn, ref, type, utcnow(), data, ())
+
     def _record(
         self,
         conn: Connection,
