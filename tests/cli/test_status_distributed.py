@@ -8,8 +8,9 @@ import json
 from pathlib import Path
 
 from helpers import complete, run_keen, write_script
-from pgdb import pg_url
-from queuekit import defer, migrate_with_queue, queue_app
+from keen.store.db import run_migrations
+from pgdb import app_login_role, pg_url
+from queuekit import defer, queue_app
 
 __all__ = ["pg_url"]
 
@@ -42,21 +43,22 @@ def test_verbose_status_in_distributed_mode_counts_the_queue_and_live_workers(
     tmp_path: Path, pg_url: str
 ) -> None:
     async def prepare() -> None:
-        await migrate_with_queue(pg_url)
         async with queue_app(pg_url) as queue:
             await queue.job_manager.register_worker()
             await defer(queue, 2)
 
+    run_migrations(pg_url)
     asyncio.run(prepare())
-    env = scripted_env(
-        tmp_path,
-        KEEN_RUN_MODE="distributed",
-        KEEN_DATABASE_URL=pg_url.replace("postgresql://", "postgresql+psycopg://", 1),
-    )
-    data = json.loads(run_keen("status", "--verbose", "--json", cwd=tmp_path, env=env).stdout)
+    with app_login_role(pg_url) as url:
+        env = scripted_env(
+            tmp_path,
+            KEEN_RUN_MODE="distributed",
+            KEEN_DATABASE_URL=url.replace("postgresql://", "postgresql+psycopg://", 1),
+        )
+        data = json.loads(run_keen("status", "--verbose", "--json", cwd=tmp_path, env=env).stdout)
+        result = run_keen("status", "--verbose", cwd=tmp_path, env=env)
     assert data["run_mode"] == "distributed" and data["problems"] == []
     assert data["queue"] == {"waiting": 2, "running": 0, "workers": 1}
-    result = run_keen("status", "--verbose", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert "2 waiting, 0 running, 1 live workers" in result.stdout
     assert "distributed (agent runs are queued jobs that keen worker processes run)" in result.stdout

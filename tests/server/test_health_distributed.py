@@ -1,4 +1,5 @@
-"""`/health/ready` in distributed mode also reads the run queue on the test's own PostgreSQL:
+"""`/health/ready` in distributed mode also reads the run queue on the test's own PostgreSQL
+(migrated by its owner, read by the server as a login role of `keen_app`):
 the waiting and running runs of keen's queue and the live workers; it is not ready without a
 live worker or before the queue's schema exists. Workers and jobs are made with procrastinate's
 own API, as a `keen worker` makes them."""
@@ -6,7 +7,7 @@ own API, as a `keen worker` makes them."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from keen.runner.run_mode import QUEUE
+from keen.runner.queue import QUEUE
 from keen.store.db import run_migrations
-from pgdb import pg_url
-from queuekit import defer, migrate_with_queue, queue_app
+from pgdb import app_login_role, pg_url
+from queuekit import defer, queue_app
 from server.test_health import scripted_model
 
 __all__ = ["pg_url"]
@@ -30,10 +31,20 @@ def sqlalchemy_url(url: str) -> str:
 
 
 @pytest.fixture
+def app_url(pg_url: str) -> Iterator[str]:
+    """The test's database, migrated to head (the queue's schema included), as the app role."""
+    run_migrations(pg_url)
+    with app_login_role(pg_url) as url:
+        yield url
+
+
+@pytest.fixture
 def distributed_app(make_app: MakeApp, pg_url: str, keen_home: Path) -> Callable[..., FastAPI]:
-    def make(**overrides: Any) -> FastAPI:
+    """Apps in distributed mode on the test's database (`url`: another one, or another role)."""
+
+    def make(url: str = pg_url, **overrides: Any) -> FastAPI:
         env = {
-            "KEEN_DATABASE_URL": sqlalchemy_url(pg_url),
+            "KEEN_DATABASE_URL": sqlalchemy_url(url),
             "KEEN_RUN_MODE": "distributed",
             "KEEN_MODEL": scripted_model(keen_home),
             **overrides,
@@ -49,11 +60,10 @@ async def get(app: FastAPI, client_for: ClientFor, path: str) -> httpx.Response:
 
 
 async def test_ready_counts_the_waiting_and_running_runs_of_keens_queue_and_the_live_workers(
-    distributed_app: Callable[..., FastAPI], client_for: ClientFor, pg_url: str
+    distributed_app: Callable[..., FastAPI], client_for: ClientFor, app_url: str
 ) -> None:
-    await migrate_with_queue(pg_url)
-    app = distributed_app()
-    async with queue_app(pg_url) as queue:
+    app = distributed_app(app_url)
+    async with queue_app(app_url) as queue:
         worker = await queue.job_manager.register_worker()
         await queue.job_manager.register_worker()
         await defer(queue, 3)
@@ -71,11 +81,10 @@ async def test_ready_counts_the_waiting_and_running_runs_of_keens_queue_and_the_
 
 
 async def test_not_ready_without_a_live_worker_until_a_heartbeat_is_fresh_again(
-    distributed_app: Callable[..., FastAPI], client_for: ClientFor, pg_url: str
+    distributed_app: Callable[..., FastAPI], client_for: ClientFor, app_url: str
 ) -> None:
-    await migrate_with_queue(pg_url)
-    app = distributed_app(KEEN_WORKER_STALL_SECONDS="1")
-    async with queue_app(pg_url) as queue:
+    app = distributed_app(app_url, KEEN_WORKER_STALL_SECONDS="1")
+    async with queue_app(app_url) as queue:
         await defer(queue, 1)
         nobody = await get(app, client_for, "/health/ready")
         worker = await queue.job_manager.register_worker()
@@ -103,6 +112,7 @@ async def test_not_ready_before_the_queue_schema_exists_and_says_to_run_db_upgra
     response = await get(app=distributed_app(), client_for=client_for, path="/health/ready")
     assert response.status_code == 503
     details = response.json()["error"]["details"]
+    assert "keen db upgrade" in details["failed"]["migrations"]
     assert "procrastinate schema is missing" in details["failed"]["queue"]
     assert "keen db upgrade" in details["failed"]["queue"]
     assert details["failed"]["workers"] == "skipped" and details["queue"] is None
@@ -111,7 +121,7 @@ async def test_not_ready_before_the_queue_schema_exists_and_says_to_run_db_upgra
 async def test_an_unreachable_database_skips_the_queue_checks(
     distributed_app: Callable[..., FastAPI], client_for: ClientFor
 ) -> None:
-    app = distributed_app(KEEN_DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:9/keen")
+    app = distributed_app("postgresql://postgres@127.0.0.1:9/keen")
     response = await get(app, client_for, "/health/ready")
     assert response.status_code == 503
     failed = response.json()["error"]["details"]["failed"]
@@ -120,10 +130,9 @@ async def test_an_unreachable_database_skips_the_queue_checks(
 
 
 async def test_inprocess_mode_on_postgresql_reports_no_queue(
-    make_app: MakeApp, client_for: ClientFor, pg_url: str, keen_home: Path
+    make_app: MakeApp, client_for: ClientFor, app_url: str, keen_home: Path
 ) -> None:
-    await migrate_with_queue(pg_url)
-    app = make_app(KEEN_DATABASE_URL=sqlalchemy_url(pg_url), KEEN_MODEL=scripted_model(keen_home))
+    app = make_app(KEEN_DATABASE_URL=sqlalchemy_url(app_url), KEEN_MODEL=scripted_model(keen_home))
     response = await get(app, client_for, "/health/ready")
     assert response.status_code == 200, response.text
     assert "queue" not in response.json()

@@ -3,15 +3,14 @@ without PostgreSQL; on PostgreSQL it serves and `/health/ready` reports the queu
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import httpx
 import pytest
 
 from helpers import run_keen
-from pgdb import pg_url
-from queuekit import migrate_with_queue
+from keen.store.db import run_migrations
+from pgdb import app_login_role, pg_url
 from serverkit import Server, free_port
 
 __all__ = ["pg_url"]
@@ -38,18 +37,19 @@ def test_serve_in_distributed_mode_on_sqlite_is_refused_before_anything_starts(t
 def test_serve_in_distributed_mode_on_postgresql_serves_and_reports_no_live_worker(
     tmp_path: Path, pg_url: str
 ) -> None:
-    asyncio.run(migrate_with_queue(pg_url))
-    env = {
-        "KEEN_RUN_MODE": "distributed",
-        "KEEN_DATABASE_URL": pg_url.replace("postgresql://", "postgresql+psycopg://", 1),
-        "KEEN_SECRET_KEY": "x" * 48,
-    }
-    server = Server(tmp_path / "home", env)
-    try:
-        server.wait_live()
-        ready = httpx.get(f"{server.url}/health/ready", timeout=10)
-    finally:
-        assert server.stop(), server.stderr
+    run_migrations(pg_url)
+    with app_login_role(pg_url) as url:
+        env = {
+            "KEEN_RUN_MODE": "distributed",
+            "KEEN_DATABASE_URL": url.replace("postgresql://", "postgresql+psycopg://", 1),
+            "KEEN_SECRET_KEY": "x" * 48,
+        }
+        server = Server(tmp_path / "home", env)
+        try:
+            server.wait_live()
+            ready = httpx.get(f"{server.url}/health/ready", timeout=10)
+        finally:
+            assert server.stop(), server.stderr
     assert ready.status_code == 503
     details = ready.json()["error"]["details"]
     assert details["failed"]["workers"].startswith("no live worker")

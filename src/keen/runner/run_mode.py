@@ -15,9 +15,8 @@ from sqlalchemy import text
 
 from keen.config import Settings
 from keen.errors import ConfigError
+from keen.runner.queue import QUEUE
 from keen.store.db import Database
-
-QUEUE = "keen-runs"  # the procrastinate queue agent runs are deferred to
 
 
 def check_run_mode(settings: Settings) -> None:
