@@ -1,7 +1,7 @@
 """Where agent runs happen (`KEEN_RUN_MODE`) and, in distributed mode, the state of their queue.
 
-`check_run_mode` is the one test of whether the configured mode can run at all: `keen serve`
-and `keen worker` call it before they start anything, and `keen status` lists its problem.
+`check_run_mode` is the one test of whether the configured mode can run at all: a command that
+serves or runs agent runs calls it before it starts anything, and `keen status` lists its problem.
 `read_queue_state` counts the waiting and running jobs of keen's queue and the live workers,
 for `/health/ready` and `keen status --verbose`.
 """

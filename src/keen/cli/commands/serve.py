@@ -1,9 +1,9 @@
 """`keen serve`: check the database and the secret, then run the API under uvicorn.
 
 A run mode that cannot work here (`KEEN_RUN_MODE=distributed` without PostgreSQL or
-procrastinate) is refused before anything starts. A database behind this keen is refused (naming `keen db upgrade`); a new, empty one is given its
-schema. The signing secret is made on first start when none is configured, and until there is an
-admin the command says how to create one.
+procrastinate) is refused before anything starts. A database behind this keen is refused (naming
+`keen db upgrade`); a new, empty one is given its schema. The signing secret is made on first
+start when none is configured, and until there is an admin the command says how to create one.
 """
 
 from __future__ import annotations
