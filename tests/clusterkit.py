@@ -111,7 +111,9 @@ class Cluster:
         return self.query(sql, *args)[0][0]
 
     def open_holds(self, user_id: str) -> int:
-        return int(self.one("select count(*) from credit_holds where user_id = %s and status = 'open'", user_id))
+        return int(
+            self.one("select count(*) from credit_holds where user_id = %s and status = 'open'", user_id)
+        )
 
     def usage(self, user_id: str) -> tuple[int, Decimal]:
         """How many usage charges the user has, and their total (a positive amount)."""
@@ -125,7 +127,8 @@ class Cluster:
     def jobs(self, session_id: str) -> list[tuple[Any, ...]]:
         """(id, status, attempts) of the session's jobs."""
         return self.query(
-            "select id, status::text, attempts from procrastinate_jobs where lock = %s order by id", session_id
+            "select id, status::text, attempts from procrastinate_jobs where lock = %s order by id",
+            session_id,
         )
 
 

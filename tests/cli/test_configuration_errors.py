@@ -33,6 +33,7 @@ COMMANDS: dict[str, list[str]] = {
     "db upgrade": ["db", "upgrade"],
     "db status": ["db", "status"],
     "serve": ["serve", "--port", "8000"],
+    "worker": ["worker"],
     "admin create-user": ["admin", "create-user", "--email", "a@example.org", "--password-stdin"],
     "admin audit": ["admin", "audit", "verify"],
     "login": ["login", "--server", "http://127.0.0.1:9", "--email", "a@example.org", "--password-stdin"],

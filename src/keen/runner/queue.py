@@ -41,6 +41,7 @@ log = logging.getLogger("keen.runner.queue")
 QUEUE = "keen-runs"  # the queue agent runs are deferred to
 RUN_TASK = "keen.run_session"
 HANDED_BACK_ATTEMPTS = 1000  # a run may be handed back (worker stops) this often before it fails
+HANDED_BACK_WAIT_SECONDS = 1  # before a run handed back may start again
 RUNS_KEY = "keen_runs"  # where a worker's `ServerRuns` is in a job's additional context
 
 
@@ -73,7 +74,9 @@ def queue_app(settings: Settings, *, pool_size: int = 4) -> procrastinate.App:
         name=RUN_TASK,
         queue=QUEUE,
         pass_context=True,
-        retry=procrastinate.RetryStrategy(max_attempts=HANDED_BACK_ATTEMPTS, retry_exceptions=[HandedBack]),
+        retry=procrastinate.RetryStrategy(
+            max_attempts=HANDED_BACK_ATTEMPTS, wait=HANDED_BACK_WAIT_SECONDS, retry_exceptions=[HandedBack]
+        ),
     )(run_session)
     return app
 
@@ -88,9 +91,15 @@ async def defer_run(app: procrastinate.App, connection: Any, session_id: str) ->
 
 
 async def run_session(context: Any, session_id: str) -> None:
-    """The job: run (or take over) the session in this worker."""
+    """The job: run (or take over) the session in this worker. The run's own errors end its
+    session (failed, saying why); only the database failing before it could start is retried."""
+    from sqlalchemy.exc import DBAPIError
+
     runs: ServerRuns = context.additional_context[RUNS_KEY]
-    await runs.run_job(session_id)
+    try:
+        await runs.run_job(session_id)
+    except (DBAPIError, OSError) as exc:
+        raise HandedBack(f"session {session_id[:8]} could not start here: {exc}") from exc
     if runs.stopping:
         raise HandedBack(f"worker stopping: session {session_id[:8]} goes back to the queue")
 

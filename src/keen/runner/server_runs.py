@@ -31,17 +31,17 @@ from keen.errors import ConfigError, ConflictError, InputError, NotFoundError, U
 from keen.events import types as ev
 from keen.events.bus import Bus
 from keen.events.types import SessionRef
+from keen.runner import queue
 from keen.runner.admission import check_credits, check_server_model, first_call_worst_case
 from keen.runner.credit_meter import TreeAccount, credit_meter_factory, release_open_holds
 from keen.runner.lease import lease_alive
-from keen.runner import queue
 from keen.runner.options import RunOptions, make_options
 from keen.runner.sessions import SessionService, new_session_id
 from keen.runner.workspaces import prepare_workspace, remove_workspace, repo_url_scheme, workspace_path
 from keen.store import Database, SessionRepository, SqlEventStore
 from keen.store.actor import Actor
 from keen.store.models import SessionRow
-from keen.tools.sandbox import require_sandbox
+from keen.tools.sandbox import Mode, require_sandbox
 
 log = logging.getLogger("keen.runner")
 CANCEL_WAIT_SECONDS = 5.0  # a cancel answers once the run has ended, or after this
@@ -89,7 +89,7 @@ class ServerRuns:
         self._queue_open = False
 
     def service(self, actor: Actor) -> SessionService:
-        mode = "distributed" if self.distributed else "server"
+        mode: Mode = "distributed" if self.distributed else "server"
         service = SessionService(self.settings, actor=actor, bus=self.bus, db=self.db, mode=mode)
         service.stopping = lambda: self.stopping
         return service
@@ -182,7 +182,9 @@ class ServerRuns:
             writer = SqlEventStore(self.db)
 
             async def record(ref: SessionRef, created: dict[str, Any]) -> None:
-                await connection.run_sync(lambda conn: writer.record_in(conn, ref, ev.SESSION_CREATED, created))
+                await connection.run_sync(
+                    lambda conn: writer.record_in(conn, ref, ev.SESSION_CREATED, created)
+                )
 
             service = await self.service(actor).open()
             try:
@@ -199,7 +201,13 @@ class ServerRuns:
         return row
 
     async def _audit_start(
-        self, session: AsyncSession, actor: Actor, execution: Execution, model: str, session_id: str, origin: Origin
+        self,
+        session: AsyncSession,
+        actor: Actor,
+        execution: Execution,
+        model: str,
+        session_id: str,
+        origin: Origin,
     ) -> None:
         details = {"model": model, "repo_url": execution.repo_url}
         entry = AuditEntry(
@@ -276,7 +284,9 @@ class ServerRuns:
             row = await self._wait_for_lease(row)
             if row.status in ev.TERMINAL_STATUSES or lease_alive(row):
                 return  # its owner lives and runs it still: this job is not needed
-            released = await release_open_holds(self.db, self.ledger, [r.id for r in await repo.tree(root_id)])
+            released = await release_open_holds(
+                self.db, self.ledger, [r.id for r in await repo.tree(root_id)]
+            )
             log.info("taking over session %s (released %d open holds)", root_id[:8], released)
         actor = Actor(row.user_id or "")
         service = await self.service(actor).open()

@@ -314,8 +314,15 @@ class SessionService:
         return self.bus.add_callback(callback, root_id)
 
     def status_of(self, row: SessionRow) -> str:
-        """The status to show: `interrupted` when it says running but no process holds it."""
-        if row.status == "running" and row.parent_id is None and row.kind == "agent" and not lease_alive(row):
+        """The status to show: `interrupted` when it says running but no process holds it
+        (except in distributed mode, where a worker takes such a run over by itself)."""
+        if (
+            self.mode != "distributed"
+            and row.status == "running"
+            and row.parent_id is None
+            and row.kind == "agent"
+            and not lease_alive(row)
+        ):
             return INTERRUPTED
         return row.status
 
