@@ -178,6 +178,14 @@ def sleeping(token: str) -> list[int]:
     return processes_with(f"sleep {token}", exact=True)
 
 
+def wait_sleeping(token: str, timeout: float = 20) -> None:
+    """Wait until a `sleep <token>` command runs (an agent's command has started)."""
+    deadline = time.monotonic() + timeout
+    while not sleeping(token) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sleeping(token), "the command never started"
+
+
 def unique_sleep() -> str:
     """A `sleep` duration no other process uses, to find a test's processes from outside."""
     return f"300.{uuid.uuid4().int % 10**9:09d}"

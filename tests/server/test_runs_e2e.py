@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers import call, complete, sleeping, turn, unique_sleep, write_script
+from helpers import call, complete, sleeping, turn, unique_sleep, wait_sleeping, write_script
 from runkit import (
     AGENTS,
     RUN_ENV,
@@ -105,10 +105,7 @@ def test_cancel_during_a_long_command_ends_the_session_kills_the_command_and_rel
     )
     started = execute(server.url, headers, script, vision="wait for a long time, then finish")
     wait_events(server.url, headers, started["id"], "tool.started")
-    deadline = time.monotonic() + 10
-    while not sleeping(token) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert sleeping(token), "the command never started"
+    wait_sleeping(token)
 
     asked = time.monotonic()
     response = httpx.post(
