@@ -54,6 +54,8 @@ def test_verbose_status_in_distributed_mode_counts_the_queue_and_live_workers(
             tmp_path,
             KEEN_RUN_MODE="distributed",
             KEEN_DATABASE_URL=url.replace("postgresql://", "postgresql+psycopg://", 1),
+            # The worker row gets no further heartbeat: it must stay live across two slow commands.
+            KEEN_WORKER_STALL_SECONDS="600",
         )
         data = json.loads(run_keen("status", "--verbose", "--json", cwd=tmp_path, env=env).stdout)
         result = run_keen("status", "--verbose", cwd=tmp_path, env=env)
