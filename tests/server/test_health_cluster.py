@@ -36,10 +36,10 @@ def live_workers(response: httpx.Response) -> int | None:
 def test_ready_follows_the_workers_that_live(tmp_path: Path) -> None:
     with cluster(tmp_path) as c:
         model = f"scripted:{write_script(tmp_path / 's.json', [complete()])}"
-        server = c.server(KEEN_WORKER_STALL_SECONDS="3", KEEN_MODEL=model)
+        server = c.server(KEEN_WORKER_STALL_SECONDS="5", KEEN_MODEL=model)
         nobody = httpx.get(f"{server.url}/health/ready", timeout=10)
-        stopped = c.worker(KEEN_WORKER_STALL_SECONDS="3")
-        killed = c.worker(KEEN_WORKER_STALL_SECONDS="3")
+        stopped = c.worker(KEEN_WORKER_STALL_SECONDS="5")
+        killed = c.worker(KEEN_WORKER_STALL_SECONDS="5")
         both = ready_until(server.url, lambda r: live_workers(r) == 2)
         assert stopped.stop() == 0, stopped.output()
         one = ready_until(server.url, lambda r: live_workers(r) == 1, timeout=5)
@@ -50,7 +50,7 @@ def test_ready_follows_the_workers_that_live(tmp_path: Path) -> None:
     assert nobody.status_code == 503
     assert nobody.json()["error"]["details"]["failed"]["workers"].startswith("no live worker")
     assert both.status_code == 200, both.text
-    assert both.json()["checks"]["workers"]["detail"] == "2 live (heartbeat within 3 s)"
+    assert both.json()["checks"]["workers"]["detail"] == "2 live (heartbeat within 5 s)"
     assert one.status_code == 200 and live_workers(one) == 1  # a stopped worker leaves at once
     assert none.status_code == 503 and live_workers(none) == 0
-    assert 1.0 < noticed_after < 10, noticed_after  # a killed one stays live until its heartbeat stalls
+    assert 2.5 < noticed_after < 15, noticed_after  # live until its last heartbeat (<= 2 s before) is 5 s old
