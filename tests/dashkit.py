@@ -99,6 +99,8 @@ class Browsing:
         """Sign in with the keyboard alone: the email field has the focus, Tab, Enter."""
         page = self.page
         page.goto("/login")
+        # The page gives the email field the focus; on a busy machine that may land just after load.
+        page.wait_for_function("() => document.activeElement && document.activeElement.name === 'email'")
         page.keyboard.type(user.email)
         page.keyboard.press("Tab")
         page.keyboard.type(PASSWORD)

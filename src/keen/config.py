@@ -110,8 +110,8 @@ class Settings(BaseSettings):
     # Workers (distributed mode): a worker whose heartbeat is older than the stall time is dead,
     # and the recovery task, run this often, queues its runs again for another worker.
     keen_worker_heartbeat_seconds: float = Field(default=2.0, gt=0, alias="KEEN_WORKER_HEARTBEAT_SECONDS")
-    keen_worker_stall_seconds: float = Field(default=8.0, gt=0, alias="KEEN_WORKER_STALL_SECONDS")
-    keen_worker_recovery_seconds: int = Field(default=3, ge=1, alias="KEEN_WORKER_RECOVERY_SECONDS")
+    keen_worker_stall_seconds: float = Field(default=6.0, gt=0, alias="KEEN_WORKER_STALL_SECONDS")
+    keen_worker_recovery_seconds: int = Field(default=2, ge=1, alias="KEEN_WORKER_RECOVERY_SECONDS")
     # How often an idle worker looks for jobs it was not notified of (a re-queued run sends none).
     keen_worker_poll_seconds: float = Field(default=1.0, gt=0, alias="KEEN_WORKER_POLL_SECONDS")
     # A worker told to stop (SIGTERM) lets its runs reach a step boundary for this long, then

@@ -4,8 +4,10 @@ Used by the runner (snapshots, final commit, file lists) and the agent tree (wor
 so keen invokes git one way everywhere. The agent's own `git` tool runs git in the sandbox.
 
 The agent can write the repository's hooks and config, so keen's own git runs no hook (a hooks
-directory nothing can be written into), no file system monitor program, and lists file names
-NUL-separated, exactly as they are (git's plain output C-quotes non-ASCII characters and tabs).
+directory nothing can be written into), no file system monitor program, no pager, editor or
+transport (whatever program the configuration names for them), refuses to run where the repository's
+own configuration names a driver (`git_config_guard`), and lists file names NUL-separated,
+exactly as they are (git's plain output C-quotes non-ASCII characters and tabs).
 """
 
 from __future__ import annotations
@@ -18,19 +20,37 @@ from pathlib import Path
 from typing import Literal
 
 from keen.errors import WorkspaceError
+from keen.git_config_guard import ensure_safe_config
 from keen.proc import ProcessResult, run_process
 
 GIT_TIMEOUT_SECONDS = 120.0
 # Before every subcommand of keen's own git. `--no-verify` would skip only pre-commit and
 # commit-msg; prepare-commit-msg, post-commit and reference-transaction would still run.
 # /dev/null is a hooks directory that no hook can ever be planted in.
+# No transport at all (keen's git never fetches in a workspace; a clone allows its one scheme
+# after these), so no ssh command, proxy, credential helper or `ext::` program can start; each
+# protocol by name too, since `protocol.<name>.allow` outranks `protocol.allow`. No checkout,
+# merge or fetch recursing into submodules, and status and diff compare a submodule's commit
+# only: its work tree (where its own configuration could name a filter) is not looked into.
 SAFE_CONFIG = (
+    "--no-pager",
     "-c",
     f"core.hooksPath={os.devnull}",
     "-c",
     "core.fsmonitor=false",
     "-c",
     "core.quotePath=false",
+    "-c",
+    "protocol.allow=never",
+    *(
+        arg
+        for name in ("file", "git", "ssh", "http", "https", "ext")
+        for arg in ("-c", f"protocol.{name}.allow=never")
+    ),
+    "-c",
+    "submodule.recurse=false",
+    "-c",
+    "diff.ignoreSubmodules=dirty",
 )
 
 KEEN_NAME, KEEN_EMAIL = "keen", "keen@localhost"
@@ -46,7 +66,18 @@ GIT_IDENTITY = {
 # keen is the committer; the author is the user whenever git knows who they are (`GitRepo.run`
 # checks before each subcommand that can make a commit), keen only when it does not.
 _AUTHOR_VARIABLES = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL")
+# Subcommands that make a new repository and read no configuration but the person's: the
+# repository around the folder they run in (say, a home directory kept in git) is not checked.
+_REPOSITORY_FREE = frozenset({"clone", "init"})
 _COMMITTING = frozenset({"commit", "merge", "stash", "cherry-pick", "revert", "rebase", "am", "pull", "tag"})
+
+
+def _subcommand(args: tuple[str, ...]) -> str | None:
+    """The git subcommand in `args`, after any `-c name=value` options."""
+    rest = list(args)
+    while rest[:1] == ["-c"]:
+        rest = rest[2:]
+    return rest[0] if rest else None
 
 
 def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -58,6 +89,7 @@ def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     for key, value in GIT_IDENTITY.items():
         env.setdefault(key, value)
     env["GIT_TERMINAL_PROMPT"] = "0"
+    env["GIT_EDITOR"] = env["GIT_SEQUENCE_EDITOR"] = ":"  # never the configured editor
     env.pop("GIT_DIR", None)
     env.pop("GIT_WORK_TREE", None)
     return env
@@ -143,6 +175,8 @@ class GitRepo:
         env = git_env() if env is None else env
         if args and args[0] in _COMMITTING and not author_resolved:
             env = await self._with_author(env)
+        if _subcommand(args) not in _REPOSITORY_FREE:
+            await ensure_safe_config(self.path, ["git", *SAFE_CONFIG], env)
         result = await run_process(["git", *SAFE_CONFIG, *args], cwd=self.path, timeout=timeout, env=env)
         if check and not result.ok:
             detail = "timed out" if result.timed_out else (result.stderr or result.stdout).strip()

@@ -11,7 +11,7 @@ import pytest
 
 from helpers import call, complete, git, run_session, summon, turn, write_script
 from keen.agent.worktrees import worktrees_root
-from keen.config import get_settings
+from keen.config import get_settings, reset_settings_cache
 from keen.gitrepo import GitRepo
 
 PROBE = "git status --porcelain --ignored --untracked-files=all; ls -A; git symbolic-ref --short HEAD"
@@ -91,8 +91,11 @@ async def test_the_next_child_reuses_the_worktree_and_sees_only_the_project(
 
 
 async def test_a_worktree_left_sparse_is_removed_and_the_next_child_gets_a_whole_one(
-    repo: Path, tmp_path: Path, git_calls: list[str]
+    repo: Path, tmp_path: Path, git_calls: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A sparse checkout writes the repository's config, which keen's sandbox keeps read-only.
+    monkeypatch.setenv("KEEN_SANDBOX", "none")
+    reset_settings_cache()
     script = write_script(
         tmp_path / "s.json",
         {

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from helpers import call, turn
+from helpers import call, git, turn
 from keen.tools.registry import ToolResult
 
 SECRET = "sk-ant-api03-keen-test-secret-0123456789abcdef"
@@ -31,3 +32,14 @@ class Run:
 def commands(*lines: str) -> dict[str, Any]:
     """One turn running each line as its own `run_command`."""
     return turn(*(call("run_command", command=line) for line in lines))
+
+
+def diverge(repo: Path, name: str) -> None:
+    """A branch `side` and the current branch, each changing the tracked file `name` its own
+    way: merging `side` needs a merge of that file (a conflict, or a driver)."""
+    git(repo, "checkout", "-q", "-b", "side")
+    (repo / name).write_text("side\n")
+    git(repo, "commit", "-qam", "side")
+    git(repo, "checkout", "-q", "-")
+    (repo / name).write_text("main\n")
+    git(repo, "commit", "-qam", "main")

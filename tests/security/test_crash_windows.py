@@ -22,6 +22,7 @@ from helpers import (
     wait_for,
     write_script,
 )
+from security.attack import diverge
 
 
 def _killed_before_summoning(tmp_path: Path, keen_home: Path, child: list[dict]) -> tuple[str, Path]:
@@ -76,12 +77,7 @@ def test_a_merge_left_in_progress_by_a_crash_is_aborted_and_the_child_still_merg
     (workspace / "notes.txt").write_text("base\n")
     git(workspace, "add", "notes.txt")
     git(workspace, "commit", "-qm", "notes")
-    git(workspace, "checkout", "-q", "-b", "side")
-    (workspace / "notes.txt").write_text("side\n")
-    git(workspace, "commit", "-qam", "side")
-    git(workspace, "checkout", "-q", "-")
-    (workspace / "notes.txt").write_text("main\n")
-    git(workspace, "commit", "-qam", "main")
+    diverge(workspace, "notes.txt")
     merge = subprocess.run(["git", "merge", "side"], cwd=workspace, capture_output=True)
     assert merge.returncode != 0 and (workspace / ".git" / "MERGE_HEAD").exists()
     (workspace / ".git" / "index.lock").write_text("")

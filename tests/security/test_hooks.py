@@ -1,8 +1,9 @@
 """Issue 9, item 5: hooks an agent plants never run in keen's own git operations.
 
-The agent can write `.git/hooks` and `.git/config` from a command. keen's commits and merges then
-run outside any sandbox, so they must run no hook at all (`--no-verify` skips only two of them)
-and no configured file system monitor; the agent's own `git` tool calls run them, sandboxed.
+bubblewrap keeps `.git/hooks` and `.git/config` read-only; without it (`KEEN_SANDBOX=none`) the
+agent can write them from a command. keen's commits and merges run outside any sandbox, so they
+must run no hook at all (`--no-verify` skips only two of them) and no configured file system
+monitor; the agent's own `git` tool calls run them, sandboxed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ HOOKS = (
     "reference-transaction",
     "post-merge",
 )
+
+UNSANDBOXED = {"KEEN_SANDBOX": "none"}  # so the agent's commands can write the hooks
 
 
 def plant(hooks_dir: Path, markers: Path) -> None:
@@ -54,6 +57,7 @@ def test_planted_hooks_run_on_keens_final_commit(breathe, tmp_path: Path, marker
     breathe(
         turn(call("run_command", command=plant_command(markers))),
         turn(call("write_files", path="work.txt", content="the agent's work\n")),
+        env=UNSANDBOXED,
     )
 
     workspace = tmp_path / "w"
@@ -93,7 +97,8 @@ def test_planted_hooks_run_when_keen_merges_a_child(breathe, tmp_path: Path, mar
                 turn(call("write_files", path="child.txt", content="from the child\n")),
                 complete("child work"),
             ],
-        }
+        },
+        env=UNSANDBOXED,
     )
 
     assert (tmp_path / "w" / ".git" / "hooks" / "post-merge").exists()

@@ -272,17 +272,18 @@ async def test_forged_dot_git_file_makes_a_host_directory_writable(
     agent_call: AgentCall, workspace: Path, outside_tmp: Path
 ) -> None:
     """A child's worktree has a `.git` file naming its repository, which the sandbox binds
-    writable; the agent can rewrite that file, even forge git's layout around it."""
+    writable. Inside, `.git` cannot be swapped out; one forged before (or with the sandbox
+    off), even with git's layout forged around it, binds nothing."""
+    swap = await agent_call("run_command", {"command": "mv .git .git-real"})
+    assert swap.output["exit_code"] != 0 and (workspace / ".git").is_dir()
+    (workspace / ".git").rename(workspace / ".git-real")
     fake = workspace / "fake" / "worktrees" / "x"
-    forge = (
-        f"mv .git .git-real && mkdir -p {fake} && echo {workspace}/.git > {fake}/gitdir && "
-        f"echo {outside_tmp} > {fake}/commondir && echo 'gitdir: {fake}' > .git"
-    )
-    direct = f"echo 'gitdir: {outside_tmp}' > .git"
+    fake.mkdir(parents=True)
+    (fake / "gitdir").write_text(f"{workspace}/.git\n")
+    (fake / "commondir").write_text(f"{outside_tmp}\n")
 
-    for attempt in (forge, direct):
-        forged = await agent_call("run_command", {"command": attempt})
-        assert forged.output["exit_code"] == 0, forged.output["stderr"]
+    for forged in (f"gitdir: {fake}\n", f"gitdir: {outside_tmp}\n"):
+        (workspace / ".git").write_text(forged)
         await agent_call("run_command", {"command": f"echo pwned > {outside_tmp}/pwned.txt"})
 
         assert not (outside_tmp / "pwned.txt").exists()

@@ -29,11 +29,13 @@ from typing import Literal
 
 from keen.config import Settings, env_files, get_settings
 from keen.errors import ConfigError, WorkspaceError
+from keen.git_config_guard import linked_worktree
 from keen.gitrepo import GIT_IDENTITY
 from keen.proc import ProcessResult, run_process
 
 SandboxKind = Literal["bwrap", "fallback", "none"]
 Mode = Literal["local", "server", "distributed"]
+ReadOnly = Literal["file", "dir"]  # what a read-only path is (or will be, when absent)
 
 REAPER = Path(__file__).with_name("reaper.py")
 PROBE_TIMEOUT_SECONDS = 10
@@ -121,10 +123,12 @@ class Sandbox:
         inner = _inner_env(env, self.home)
         if self.home is not None:
             self.home.mkdir(parents=True, exist_ok=True)
-        rw = [workspace, *_git_dirs(workspace), *(Path(p).resolve() for p in writable)]
+        points, readonly = _git_config_mounts(workspace)
+        rw = [workspace, *_git_dirs(workspace), *points, *(Path(p).resolve() for p in writable)]
         if self.home is not None:
             rw.append(self.home.resolve())
-        return [*bwrap_prefix(self.policy, rw, inner["HOME"]), "--chdir", str(workspace), "--", *argv], inner
+        prefix = bwrap_prefix(self.policy, rw, inner["HOME"], readonly=readonly)
+        return [*prefix, "--chdir", str(workspace), "--", *argv], inner
 
 
 def reaper_argv() -> list[str]:
@@ -132,8 +136,15 @@ def reaper_argv() -> list[str]:
     return [sys.executable, "-I", "-S", str(REAPER), str(os.getpid()), "--"]
 
 
-def bwrap_prefix(policy: SandboxPolicy, writable: Sequence[Path], home: str) -> list[str]:
-    """bwrap's options: namespaces, the system read-only, then the hidden and writable paths."""
+def bwrap_prefix(
+    policy: SandboxPolicy,
+    writable: Sequence[Path],
+    home: str,
+    *,
+    readonly: Sequence[tuple[Path, ReadOnly]] = (),
+) -> list[str]:
+    """bwrap's options: namespaces, the system read-only, then the hidden, writable and
+    read-only paths (`readonly`: files or directories inside writable ones)."""
     args = [
         policy.bwrap,
         "--die-with-parent",
@@ -157,7 +168,7 @@ def bwrap_prefix(policy: SandboxPolicy, writable: Sequence[Path], home: str) -> 
         "--tmpfs",
         "/var/tmp",
     ]
-    return [*args, *_own_python(), *_mounts(policy.hidden, writable), "--dir", home]
+    return [*args, *_own_python(), *_mounts(policy.hidden, writable, readonly), "--dir", home]
 
 
 PRIVATE_TMP = (Path("/tmp"), Path("/var/tmp"))
@@ -173,49 +184,63 @@ def _own_python() -> list[str]:
     return out
 
 
-def _mounts(hidden: Iterable[Path], writable: Iterable[Path]) -> list[str]:
+def _mounts(
+    hidden: Iterable[Path], writable: Iterable[Path], readonly: Iterable[tuple[Path, ReadOnly]] = ()
+) -> list[str]:
     """Mount options, shallowest path first, so that the deeper path wins where they nest: the
     workspace (or a child's worktree) inside a hidden $KEEN_HOME is visible, a $KEEN_HOME inside
-    the workspace is not."""
+    the workspace is not, the repository's config inside a writable workspace is read-only."""
     rw = {p for p in writable if p.is_dir()}
     hide = {p for p in (h.resolve() for h in hidden) if p.exists()}
     if clash := rw & hide:
         raise WorkspaceError(f"{sorted(clash)[0]} is keen's own home; it cannot be a workspace")
-    ordered = sorted([*((p, "hide") for p in hide), *((p, "rw") for p in rw)], key=lambda m: len(m[0].parts))
+    ro = {p: kind for p, kind in readonly if not p.is_symlink()}
+    mounts = [*((p, "hide") for p in hide), *((p, "rw") for p in rw), *((p, "ro") for p in ro)]
+    ordered = sorted(mounts, key=lambda m: len(m[0].parts))
     out: list[str] = []
+    sealed: list[Path] = []  # directories made read-only once everything inside is mounted
     for path, kind in ordered:
         if kind == "rw":
             out += ["--bind", str(path), str(path)]
-        elif path.is_dir():
+        elif kind == "ro" and path.exists():
+            out += ["--ro-bind", str(path), str(path)]
+        elif kind == "ro" and ro[path] == "file":
+            out += ["--ro-bind", os.devnull, str(path)]  # git reads an empty config
+        elif path.is_dir() or kind == "ro":
             out += ["--tmpfs", str(path)]
+            sealed.append(path)
         else:
             out += ["--ro-bind", os.devnull, str(path)]
     # Each hidden directory is an empty tmpfs, made read-only once the writable paths inside it
-    # are mounted: a command can neither read keen's home nor leave anything there.
-    for path in sorted(p for p in hide if p.is_dir()):
+    # are mounted: a command can neither read keen's home nor leave anything there. An absent
+    # `info` or `hooks` directory is the same: nothing can be planted in it.
+    for path in sorted(sealed):
         out += ["--remount-ro", str(path)]
     return out
 
 
 def _git_dirs(workspace: Path) -> list[Path]:
-    """The repository a linked worktree (a child's) commits into: writable too, or git fails.
+    """The repository a linked worktree (a child's) commits into: writable too, or git fails."""
+    found = _linked_admin(workspace)
+    return [] if found is None else [found[1]]
+
+
+def _linked_admin(workspace: Path) -> tuple[Path, Path] | None:
+    """(admin directory, common repository) of the linked worktree at `workspace`.
 
     The `.git` file is the agent's to rewrite, so it is believed only where git's own layout
     confirms it: a `<repository>/worktrees/<name>` directory whose `gitdir` file points back at
     this worktree. A forged one (`gitdir: /etc`) binds nothing.
     """
+    found = linked_worktree(workspace)
+    if found is None:
+        return None
+    admin, common = found
     dot_git = workspace / ".git"
     try:
-        if dot_git.is_symlink() or not dot_git.is_file():
-            return []
-        text = dot_git.read_text(errors="replace").strip()
-        if not text.startswith("gitdir:"):
-            return []
-        admin = (workspace / text.removeprefix("gitdir:").strip()).resolve()
         backlink = Path((admin / "gitdir").read_text(errors="replace").strip()).resolve()
-        common = (admin / (admin / "commondir").read_text(errors="replace").strip()).resolve()
     except (OSError, ValueError):
-        return []
+        return None
     genuine = (
         admin.parent.name == "worktrees"
         and admin.parent.parent == common
@@ -223,7 +248,38 @@ def _git_dirs(workspace: Path) -> list[Path]:
         and (common / "objects").is_dir()
         and (common / "HEAD").is_file()
     )
-    return [common] if genuine else []
+    return (admin, common) if genuine else None
+
+
+def _git_config_mounts(workspace: Path) -> tuple[list[Path], list[tuple[Path, ReadOnly]]]:
+    """The repository's configuration read-only inside the sandbox: (mount points to add to the
+    writable ones, read-only paths).
+
+    keen's own git runs unsandboxed in this repository, and so does the person's, later: a
+    filter, driver or hook the agent could plant here would run outside the sandbox. `.git`
+    itself becomes a mount point so that it cannot be renamed away and replaced by a repository
+    of the agent's making; a linked worktree's `.git` file and its admin directory's pointers
+    are read-only too. What is absent is made so it cannot be created (an empty read-only
+    directory, an empty config file). A `commondir` or `config.worktree` that does not exist is
+    left alone (an empty one would break git); keen's own git checks them (`git_config_guard`).
+    """
+    dot_git = workspace / ".git"
+    linked = _linked_admin(workspace)
+    if linked is not None:
+        admin, common = linked
+        pointers = [dot_git, admin / "gitdir", admin / "commondir", admin / "config.worktree"]
+        readonly: list[tuple[Path, ReadOnly]] = [(p, "file") for p in pointers if p.is_file()]
+        return [], [*readonly, *_repository_config(common)]
+    if dot_git.is_symlink() or not dot_git.is_dir():
+        return [], []
+    return [dot_git], _repository_config(dot_git)
+
+
+def _repository_config(gitdir: Path) -> list[tuple[Path, ReadOnly]]:
+    out: list[tuple[Path, ReadOnly]] = [(gitdir / "config", "file")]
+    if (gitdir / "config.worktree").is_file():
+        out.append((gitdir / "config.worktree", "file"))
+    return [*out, (gitdir / "info", "dir"), (gitdir / "hooks", "dir")]
 
 
 def _inner_env(env: Mapping[str, str], home: Path | None) -> dict[str, str]:
