@@ -62,7 +62,7 @@ async def get(app: FastAPI, client_for: ClientFor, path: str) -> httpx.Response:
 async def test_ready_counts_the_waiting_and_running_runs_of_keens_queue_and_the_live_workers(
     distributed_app: Callable[..., FastAPI], client_for: ClientFor, app_url: str
 ) -> None:
-    app = distributed_app(app_url)
+    app = distributed_app(app_url, KEEN_WORKER_STALL_SECONDS="8")
     async with queue_app(app_url) as queue:
         worker = await queue.job_manager.register_worker()
         await queue.job_manager.register_worker()
