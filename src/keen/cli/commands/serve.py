@@ -1,8 +1,9 @@
 """`keen serve`: check the database and the secret, then run the API under uvicorn.
 
-A database behind this keen is refused (naming `keen db upgrade`); a new, empty one is given its
-schema. The signing secret is made on first start when none is configured, and until there is an
-admin the command says how to create one.
+A run mode that cannot work here (`KEEN_RUN_MODE=distributed` without PostgreSQL or
+procrastinate) is refused before anything starts. A database behind this keen is refused (naming
+`keen db upgrade`); a new, empty one is given its schema. The signing secret is made on first
+start when none is configured, and until there is an admin the command says how to create one.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from keen.errors import ConfigError
 
 def serve_command(*, host: str, port: int) -> int:
     def body() -> int:
+        from keen.runner.run_mode import check_run_mode
         from keen.server.secret import secret_path, server_secret
 
         settings = settings_or_fail()
+        check_run_mode(settings)
         if settings.keen_database_url is None:
             settings.ensure_home()
         console = stderr_console()

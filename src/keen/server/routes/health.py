@@ -1,5 +1,6 @@
 """`/health` (summary), `/health/live` (the process answers) and `/health/ready` (it can serve:
-the database answers, its schema is this keen's, the configured model can be used)."""
+the database answers, its schema is this keen's, the configured model can be used; in distributed
+mode also the run queue exists and at least one worker is alive to take its jobs)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import asyncio
 from typing import Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from keen import __version__
 from keen.config import Settings
 from keen.errors import ConfigError, KeenError
+from keen.runner.run_mode import QueueSchemaMissing, read_queue_state
 from keen.server.deps import DatabaseDep, SettingsDep
 from keen.server.ratelimit import RateLimiter, limiter_of
 from keen.server.schemas import ErrorEnvelope
@@ -36,18 +38,36 @@ class Live(BaseModel):
     status: Literal["ok"] = "ok"
 
 
+class Queue(BaseModel):
+    """The run queue of distributed mode (absent in inprocess mode)."""
+
+    waiting: int = Field(description="Runs queued, not yet taken by a worker")
+    running: int = Field(description="Runs a worker is running")
+    workers: int = Field(description="Workers whose heartbeat is newer than KEEN_WORKER_STALL_SECONDS")
+
+
 class Ready(BaseModel):
     status: Literal["ready"] = "ready"
     checks: dict[str, Check]
+    queue: Queue | None = Field(default=None, description="Distributed mode only")
 
 
 class Summary(BaseModel):
     status: Literal["ok", "degraded"]
     version: str
     checks: dict[str, Check]
+    queue: Queue | None = Field(default=None, description="Distributed mode only")
 
 
 async def run_checks(settings: Settings, db: Database, limiter: RateLimiter) -> dict[str, Check]:
+    checks, _ = await health_report(settings, db, limiter)
+    return checks
+
+
+async def health_report(
+    settings: Settings, db: Database, limiter: RateLimiter
+) -> tuple[dict[str, Check], Queue | None]:
+    """Every check by name, and the run queue when runs are distributed and it could be read."""
     checks = {"database": await _database(db)}
     checks["migrations"] = (
         await _migrations(db) if checks["database"].ok else Check(ok=False, detail="skipped")
@@ -59,7 +79,35 @@ async def run_checks(settings: Settings, db: Database, limiter: RateLimiter) -> 
         checks["rate_limits"] = Check(
             ok=reachable, detail=f"redis {'reachable' if reachable else 'unreachable'}"
         )
-    return checks
+    queue = None
+    if settings.keen_run_mode == "distributed":
+        if checks["database"].ok:
+            queue, checks["queue"], checks["workers"] = await _queue(db, settings)
+        else:
+            checks["queue"] = checks["workers"] = Check(ok=False, detail="skipped")
+    return checks, queue
+
+
+async def _queue(db: Database, settings: Settings) -> tuple[Queue | None, Check, Check]:
+    """The queue's jobs and live workers: without a worker, runs are accepted but never start."""
+    try:
+        state = await asyncio.wait_for(read_queue_state(db, settings), CHECK_TIMEOUT_SECONDS)
+    except QueueSchemaMissing:
+        missing = Check(ok=False, detail="the procrastinate schema is missing: run `keen db upgrade`")
+        return None, missing, Check(ok=False, detail="skipped")
+    except Exception as exc:  # a driver error (e.g. no permission) or the timeout
+        failed = Check(ok=False, detail=f"unreadable: {type(exc).__name__}")
+        return None, failed, Check(ok=False, detail="skipped")
+    queue = Queue(waiting=state.waiting, running=state.running, workers=state.workers)
+    jobs = Check(ok=True, detail=f"{state.waiting} waiting, {state.running} running")
+    stall = f"{settings.keen_worker_stall_seconds:g} s"
+    if state.workers:
+        workers = Check(ok=True, detail=f"{state.workers} live (heartbeat within {stall})")
+    else:
+        workers = Check(
+            ok=False, detail=f"no live worker (none with a heartbeat within {stall}): start `keen worker`"
+        )
+    return queue, jobs, workers
 
 
 async def _database(db: Database) -> Check:
@@ -111,20 +159,35 @@ async def live() -> Live:
 @router.get(
     "/ready",
     response_model=Ready,
-    summary="Ready to serve: database, migrations and model configuration",
-    responses={503: {"model": ErrorEnvelope, "description": "Not ready (details name the failed checks)"}},
+    response_model_exclude_none=True,  # no `queue` in inprocess mode: its answer is as before
+    summary="Ready to serve: database, migrations, model configuration and (distributed) the run queue",
+    responses={
+        503: {
+            "model": ErrorEnvelope,
+            "description": "Not ready: `details.failed` names each failed check with its reason; in "
+            "distributed mode `details.queue` is the queue as read (null when it could not be)",
+        }
+    },
 )
 async def ready(request: Request, settings: SettingsDep, db: DatabaseDep) -> Ready:
-    checks = await run_checks(settings, db, limiter_of(request))
+    checks, queue = await health_report(settings, db, limiter_of(request))
     failed = {name: check.detail for name, check in checks.items() if not check.ok}
     if failed:
         summary = "; ".join(f"{name}: {detail}" for name, detail in failed.items())
-        raise NotReadyError(f"not ready: {summary}", details={"failed": failed})
-    return Ready(checks=checks)
+        details: dict[str, object] = {"failed": failed}
+        if settings.keen_run_mode == "distributed":
+            details["queue"] = None if queue is None else queue.model_dump()
+        raise NotReadyError(f"not ready: {summary}", details=details)
+    return Ready(checks=checks, queue=queue)
 
 
-@router.get("", response_model=Summary, summary="Version and the state of each check")
+@router.get(
+    "",
+    response_model=Summary,
+    response_model_exclude_none=True,
+    summary="Version and the state of each check",
+)
 async def summary(request: Request, settings: SettingsDep, db: DatabaseDep) -> Summary:
-    checks = await run_checks(settings, db, limiter_of(request))
+    checks, queue = await health_report(settings, db, limiter_of(request))
     status: Literal["ok", "degraded"] = "ok" if all(c.ok for c in checks.values()) else "degraded"
-    return Summary(status=status, version=__version__, checks=checks)
+    return Summary(status=status, version=__version__, checks=checks, queue=queue)
