@@ -14,7 +14,7 @@ from helpers import run_keen
     ("env", "expected"),
     [
         ({}, "error: keen worker runs distributed runs: set KEEN_RUN_MODE=distributed"),
-        ({"KEEN_RUN_MODE": "distributed"}, "error: distributed runs need PostgreSQL"),
+        ({"KEEN_RUN_MODE": "distributed"}, "error: KEEN_RUN_MODE=distributed needs PostgreSQL"),
         ({"KEEN_RUN_MODE": "queue"}, "error: invalid configuration: KEEN_RUN_MODE: Input should be"),
     ],
 )

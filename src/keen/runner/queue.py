@@ -26,10 +26,7 @@ import socket
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import make_url
-
 from keen.config import Settings
-from keen.errors import ConfigError
 from keen.events.pg_bus import libpq_url
 
 if TYPE_CHECKING:
@@ -50,24 +47,15 @@ class HandedBack(Exception):
     """A stopping worker gives its run back: the job is retried at once, on another worker."""
 
 
-def conninfo(database_url: str) -> str:
-    """The libpq connection string of a SQLAlchemy PostgreSQL URL."""
-    if make_url(database_url).get_backend_name() != "postgresql":
-        raise ConfigError("distributed runs need PostgreSQL: set KEEN_DATABASE_URL to a postgresql:// URL")
-    return libpq_url(database_url)
-
-
 def queue_app(settings: Settings, *, pool_size: int = 4) -> procrastinate.App:
     """The procrastinate app of this process (open it with `async with app.open_async()`)."""
-    try:
-        import procrastinate
-    except ImportError:
-        raise ConfigError(
-            "distributed runs need procrastinate: install keen with the postgres extra "
-            '(pip install "keens[postgres]")'
-        ) from None
+    from keen.runner.run_mode import check_run_mode
+
+    check_run_mode(settings)  # PostgreSQL and procrastinate, or a clear error
+    import procrastinate
+
     connector = procrastinate.PsycopgConnector(
-        conninfo=conninfo(settings.database_url), min_size=1, max_size=pool_size
+        conninfo=libpq_url(settings.database_url), min_size=1, max_size=pool_size
     )
     app = procrastinate.App(connector=connector)
     app.task(

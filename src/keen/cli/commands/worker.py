@@ -12,12 +12,13 @@ from keen.errors import ConfigError
 
 def worker_command(*, concurrency: int, queues: list[str] | None) -> int:
     def body() -> int:
-        from keen.runner.queue import conninfo, run_worker
+        from keen.runner.queue import run_worker
+        from keen.runner.run_mode import check_run_mode
 
         settings = settings_or_fail()
         if settings.keen_run_mode != "distributed":
             raise ConfigError("keen worker runs distributed runs: set KEEN_RUN_MODE=distributed")
-        conninfo(settings.database_url)  # PostgreSQL, or a clear error before anything starts
+        check_run_mode(settings)  # PostgreSQL and procrastinate, or a clear error before anything starts
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("procrastinate").setLevel(logging.WARNING)
         stderr_console().print(f"keen worker: concurrency {concurrency}, waiting for runs")
