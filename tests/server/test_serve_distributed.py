@@ -54,3 +54,6 @@ def test_serve_in_distributed_mode_on_postgresql_serves_and_reports_no_live_work
     details = ready.json()["error"]["details"]
     assert details["failed"]["workers"].startswith("no live worker")
     assert details["queue"] == {"waiting": 0, "running": 0, "workers": 0}
+    assert (
+        "warning: KEEN_REDIS_URL is not set, so each replica counts rate limits on its own" in server.stderr
+    )

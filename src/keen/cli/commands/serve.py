@@ -36,6 +36,12 @@ def serve_command(*, host: str, port: int) -> int:
                 "(docs/deployment.md) so the database checks tenant isolation too",
                 soft_wrap=True,
             )
+        if settings.keen_run_mode == "distributed" and settings.keen_redis_url is None:
+            console.print(
+                "warning: KEEN_REDIS_URL is not set, so each replica counts rate limits on its own; "
+                "set it to share them (docs/deployment.md)",
+                soft_wrap=True,
+            )
         had_secret = settings.keen_secret_key is not None or secret_path(settings).exists()
         server_secret(settings)
         if not had_secret:
