@@ -19,7 +19,7 @@ import psycopg
 
 from helpers import KEEN_BIN, run_keen
 from pgdb import app_login_role, fresh_database
-from runkit import RUN_ENV
+from runkit import RUN_ENV, sign_up
 from serverkit import Server
 
 DISTRIBUTED_ENV = {
@@ -89,6 +89,12 @@ class Cluster:
         self.workers.append(worker)
         self._stack.callback(lambda: worker.process.poll() is None and worker.stop())
         return worker
+
+    def user(self, server: Server, email: str, credits: str = "10") -> tuple[dict[str, str], str]:
+        """A user signed up on `server` with `credits`: their Authorization header and id."""
+        headers, user_id = sign_up(server.url, email)
+        self.grant(user_id, credits)
+        return headers, user_id
 
     def grant(self, user_id: str, amount: str) -> None:
         from keen.store import Database

@@ -44,8 +44,7 @@ def test_a_run_executed_on_a_replica_is_run_by_a_worker(tmp_path: Path) -> None:
     with cluster(tmp_path) as c:
         server = c.server()
         worker = c.worker()
-        headers, user_id = sign_up(server.url, "one@example.org")
-        c.grant(user_id, "10")
+        headers, user_id = c.user(server, "one@example.org")
         started = execute(server.url, headers, steps_script(tmp_path / "s.json", 3))
         finished = wait_finished(server.url, headers, started["id"], timeout=60)
         assert finished["status"] == "completed", (finished, worker.output())
@@ -74,8 +73,7 @@ def test_a_worker_killed_mid_run_is_taken_over_within_15_s_losing_and_charging_n
         server = c.server()
         c.worker()
         c.worker()
-        headers, user_id = sign_up(server.url, "survivor@example.org")
-        c.grant(user_id, "10")
+        headers, user_id = c.user(server, "survivor@example.org")
         started = execute(server.url, headers, steps_script(tmp_path / "long.json", 14, delay_ms=300))
         wait_events(server.url, headers, started["id"], "model.responded", count=4)
         victim = _worker_running(c, started["id"])
@@ -106,8 +104,7 @@ def test_cancel_through_another_replica_ends_a_running_session_within_3_s_and_ki
     with cluster(tmp_path) as c:
         first, second = c.server(), c.server()
         c.worker()
-        headers, user_id = sign_up(first.url, "canceller@example.org")
-        c.grant(user_id, "10")
+        headers, user_id = c.user(first, "canceller@example.org")
         token = unique_sleep()
         script = write_script(
             tmp_path / "sleepy.json",
@@ -137,8 +134,7 @@ def test_cancel_through_another_replica_ends_a_running_session_within_3_s_and_ki
 def test_a_queued_session_is_cancelled_without_running(tmp_path: Path) -> None:
     with cluster(tmp_path) as c:
         server = c.server()  # no worker: the run stays queued
-        headers, user_id = sign_up(server.url, "early@example.org")
-        c.grant(user_id, "10")
+        headers, user_id = c.user(server, "early@example.org")
         started = execute(server.url, headers, steps_script(tmp_path / "s.json", 1))
         assert [status for _, status, _ in c.jobs(started["id"])] == ["todo"]
         response = httpx.post(
@@ -158,8 +154,7 @@ def test_a_stopping_worker_hands_its_run_back_and_another_worker_finishes_it(tmp
     with cluster(tmp_path) as c:
         server = c.server()
         first = c.worker(KEEN_WORKER_SHUTDOWN_GRACE_SECONDS="5")
-        headers, user_id = sign_up(server.url, "handover@example.org")
-        c.grant(user_id, "10")
+        headers, user_id = c.user(server, "handover@example.org")
         started = execute(server.url, headers, steps_script(tmp_path / "long.json", 12, delay_ms=300))
         wait_events(server.url, headers, started["id"], "model.responded", count=3)
         assert _worker_running(c, started["id"]) is first
@@ -188,8 +183,7 @@ def test_two_jobs_for_one_session_never_run_at_once(tmp_path: Path) -> None:
         server = c.server()
         c.worker(concurrency=2)
         c.worker(concurrency=2)
-        headers, user_id = sign_up(server.url, "twice@example.org")
-        c.grant(user_id, "10")
+        headers, _user_id = c.user(server, "twice@example.org")
         started = execute(server.url, headers, steps_script(tmp_path / "s.json", 6, delay_ms=300))
         wait_events(server.url, headers, started["id"], "session.started")
 
@@ -320,8 +314,7 @@ def _ws_seqs(url: str, token: str, session_id: str) -> tuple[list[int], int]:
 def test_a_run_on_a_worker_streams_to_websocket_and_sse_clients_of_other_replicas(tmp_path: Path) -> None:
     with cluster(tmp_path) as c:
         first, second = c.server(), c.server()
-        headers, user_id = sign_up(first.url, "watched@example.org")
-        c.grant(user_id, "10")
+        headers, _user_id = c.user(first, "watched@example.org")
         started = execute(first.url, headers, steps_script(tmp_path / "s.json", 8, delay_ms=100))
         token = headers["Authorization"].removeprefix("Bearer ")
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -342,8 +335,7 @@ def test_the_execute_rate_limit_counts_the_requests_of_every_replica(tmp_path: P
     limits = {"KEEN_REDIS_URL": "redis://127.0.0.1:6379/0", "KEEN_RATE_LIMIT_PREFIX": prefix}
     with cluster(tmp_path) as c:
         first, second = (c.server(KEEN_RATE_LIMIT_EXECUTE="2/hour", **limits) for _ in range(2))
-        headers, user_id = sign_up(first.url, "hasty@example.org")
-        c.grant(user_id, "10")
+        headers, _user_id = c.user(first, "hasty@example.org")
         script = steps_script(tmp_path / "s.json", 1)
         body = {"vision": "one quick step only", "options": {"model": f"scripted:{script}", **FAST}}
         codes = [
@@ -357,8 +349,7 @@ def test_the_commands_of_a_killed_worker_die_with_it(tmp_path: Path) -> None:
     with cluster(tmp_path) as c:
         server = c.server()
         worker = c.worker()
-        headers, user_id = sign_up(server.url, "orphans@example.org")
-        c.grant(user_id, "10")
+        headers, _user_id = c.user(server, "orphans@example.org")
         token = unique_sleep()
         script = write_script(
             tmp_path / "sleepy.json",
@@ -377,8 +368,7 @@ def test_many_sse_streams_on_one_replica_each_get_the_whole_run(tmp_path: Path) 
     """More streams than the replica's database pool has connections: a stream holds none."""
     with cluster(tmp_path) as c:
         server = c.server()
-        headers, user_id = sign_up(server.url, "crowd@example.org")
-        c.grant(user_id, "10")
+        headers, _user_id = c.user(server, "crowd@example.org")
         started = execute(server.url, headers, steps_script(tmp_path / "s.json", 4, delay_ms=100))
         url = f"{server.url}{AGENTS}/sessions/{started['id']}/stream"
         with ThreadPoolExecutor(max_workers=40) as pool:
