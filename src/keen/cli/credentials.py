@@ -49,6 +49,16 @@ def auth_path(home: Path) -> Path:
     return home / AUTH_FILE
 
 
+def login_client(home: Path) -> Any:
+    """The `ServerClient` of the stored login, or None without one; the HTTP client's modules load
+    only when there is a login (most local commands have none)."""
+    if not auth_path(home).exists():
+        return None
+    from keen.cli.client import ServerClient
+
+    return ServerClient.from_login(home)
+
+
 def load(home: Path) -> Credentials | None:
     """The stored login, or None when there is none (or the file is not one keen wrote)."""
     try:

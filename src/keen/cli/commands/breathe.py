@@ -117,9 +117,9 @@ def breathe_command(
 
 
 def _server_login(settings: Any) -> Any:
-    from keen.cli.client import ServerClient
+    from keen.cli.credentials import login_client
 
-    return ServerClient.from_login(settings.keen_home)
+    return login_client(settings.keen_home)
 
 
 @dataclass

@@ -48,9 +48,9 @@ def _server(local: bool) -> Any:
     settings = settings_or_fail()
     if local:
         return None
-    from keen.cli.client import ServerClient
+    from keen.cli.credentials import login_client
 
-    return ServerClient.from_login(settings.keen_home)
+    return login_client(settings.keen_home)
 
 
 def render_list(rows: list[dict[str, Any]], as_json: bool) -> None:
