@@ -12,7 +12,8 @@ same PostgreSQL, run by whichever `keen worker` takes it.
 - Takeover: procrastinate reports the jobs of workers whose heartbeat stalled but does not retry
   them; every worker's recovery loop queues them again (`requeue_stalled`).
 - A worker told to stop finishes its runs at a step boundary (or suspends them when the grace
-  period ends) and hands each back to the queue: the job is retried at once, for another worker.
+  period ends) and hands each back to the queue: the job is retried a second later, by another
+  worker.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ RUNS_KEY = "keen_runs"  # where a worker's `ServerRuns` is in a job's additional
 
 
 class HandedBack(Exception):
-    """A stopping worker gives its run back: the job is retried at once, on another worker."""
+    """A run goes back to the queue (its worker stops, or the database failed before it could
+    start): the job is retried after `HANDED_BACK_WAIT_SECONDS`, by whichever worker takes it."""
 
 
 def queue_app(settings: Settings, *, pool_size: int = 4) -> procrastinate.App:
@@ -180,6 +182,7 @@ async def run_worker(settings: Settings, *, concurrency: int, queues: Iterable[s
             try:
                 await worker.run()
             finally:
+                stop.close()
                 recovery.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await recovery
@@ -206,6 +209,11 @@ class _Stopper:
         self.runs.stopping = True
         self.worker.stop()
         self._timer = asyncio.get_running_loop().call_later(self.grace, self._suspend_all)
+
+    def close(self) -> None:
+        """The worker stopped: no suspension is due any more."""
+        if self._timer is not None:
+            self._timer.cancel()
 
     def _suspend_all(self) -> None:
         for task in list(self.runs.tasks.values()):

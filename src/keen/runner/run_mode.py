@@ -78,7 +78,7 @@ async def read_queue_state(db: Database, settings: Settings) -> QueueState:
     async with db.engine.connect() as conn:
         present = (await conn.execute(text("SELECT to_regclass('procrastinate_jobs')"))).scalar()
         if present is None:
-            raise QueueSchemaMissing("the procrastinate schema is missing")
+            raise QueueSchemaMissing("the procrastinate schema is missing: run `keen db upgrade`")
         rows = (await conn.execute(_JOBS, {"queue": QUEUE})).all()
         counts = {status: int(count) for status, count in rows}
         workers = (

@@ -17,9 +17,9 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from keen.aio import uncancellable
@@ -43,14 +43,19 @@ from keen.store.actor import Actor
 from keen.store.models import SessionRow
 from keen.tools.sandbox import Mode, require_sandbox
 
+if TYPE_CHECKING:
+    import procrastinate
+
 log = logging.getLogger("keen.runner")
 CANCEL_WAIT_SECONDS = 5.0  # a cancel answers once the run has ended, or after this
 SHUTDOWN_WAIT_SECONDS = 20.0
 TAKEOVER_WAIT_SECONDS = 40.0  # a run taken over waits this long for its old owner's lease to end
 # Root sessions that hold one of the user's places: queued (created) or running.
-_OPEN_ROOTS = text(
-    "SELECT count(*) FROM sessions WHERE user_id = :user AND parent_id IS NULL "
-    "AND kind = 'agent' AND status IN ('created', 'running')"
+_OPEN_ROOTS = select(func.count()).where(
+    SessionRow.user_id == bindparam("user"),
+    SessionRow.parent_id.is_(None),
+    SessionRow.kind == "agent",
+    SessionRow.status.in_(("created", "running")),
 )
 # Serialises the admissions of one user across every replica, until the transaction ends.
 _ADMISSION_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
@@ -85,8 +90,7 @@ class ServerRuns:
         self._admitting: dict[str, asyncio.Lock] = {}
         self.distributed = settings.keen_run_mode == "distributed"
         # The queue this replica defers runs to and cancels them in (distributed mode).
-        self.queue: Any = queue.queue_app(settings) if self.distributed else None
-        self._queue_open = False
+        self.queue: procrastinate.App | None = queue.queue_app(settings) if self.distributed else None
 
     def service(self, actor: Actor) -> SessionService:
         mode: Mode = "distributed" if self.distributed else "server"
@@ -96,9 +100,14 @@ class ServerRuns:
 
     async def open_queue(self) -> None:
         """Open the queue runs are deferred to (distributed mode; nothing to do otherwise)."""
-        if self.queue is not None and not self._queue_open:
-            await self.queue.open_async()
-            self._queue_open = True
+        if self.queue is not None:
+            await self.queue.open_async()  # opening (and closing) twice does nothing more
+
+    @property
+    def jobs(self) -> procrastinate.App:
+        """The queue, in distributed mode (the only mode that reaches for it)."""
+        assert self.queue is not None, "the run queue exists in distributed mode only"
+        return self.queue
 
     # -- starting ---------------------------------------------------------------------------
 
@@ -191,7 +200,7 @@ class ServerRuns:
                 await service.create(options, session_id=session_id, record=record)
             finally:
                 await service.close()
-            await queue.defer_run(self.queue, driver, session_id)
+            await queue.defer_run(self.jobs, driver, session_id)
         except BaseException:
             remove_workspace(options.workspace)
             raise
@@ -228,6 +237,11 @@ class ServerRuns:
     async def _open_roots(session: AsyncSession, user_id: str) -> int:
         """The user's root sessions queued or running, on every replica and worker."""
         return int((await session.execute(_OPEN_ROOTS, {"user": user_id})).scalar_one())
+
+    async def _release_tree_holds(self, root_id: str) -> int:
+        """Release the open credit holds of every session of the tree; how many."""
+        ids = [row.id for row in await SessionRepository(self.db).tree(root_id)]
+        return await release_open_holds(self.db, self.ledger, ids)
 
     def check_sandbox(self) -> None:
         """Server mode runs agent commands only in bubblewrap, unless `KEEN_SANDBOX=none`."""
@@ -284,9 +298,7 @@ class ServerRuns:
             row = await self._wait_for_lease(row)
             if row.status in ev.TERMINAL_STATUSES or lease_alive(row):
                 return  # its owner lives and runs it still: this job is not needed
-            released = await release_open_holds(
-                self.db, self.ledger, [r.id for r in await repo.tree(root_id)]
-            )
+            released = await self._release_tree_holds(root_id)
             log.info("taking over session %s (released %d open holds)", root_id[:8], released)
         actor = Actor(row.user_id or "")
         service = await self.service(actor).open()
@@ -338,8 +350,7 @@ class ServerRuns:
         """Release what the tree still holds and, unless the server is stopping (its runs are
         resumed at the next start), give an unfinished session its end."""
         try:
-            ids = [row.id for row in await SessionRepository(self.db).tree(root_id)]
-            released = await release_open_holds(self.db, self.ledger, ids)
+            released = await self._release_tree_holds(root_id)
             if released:
                 log.info("released %d open credit holds of session %s", released, root_id[:8])
             if self.stopping:
@@ -376,8 +387,7 @@ class ServerRuns:
             elif lease_alive(root):
                 await service.request_cancel(root.id)
             else:
-                ids = [row.id for row in await SessionRepository(self.db).tree(root.id)]
-                await release_open_holds(self.db, self.ledger, ids)
+                await self._release_tree_holds(root.id)
                 await service.abandon(root.id, "cancelled", "cancelled by the user while no process ran it")
             entry = AuditEntry("session.cancel", Risk.LOW, f"user:{actor.user_id}", root.user_id, root.id)
             await append(session, entry, origin)
@@ -389,10 +399,9 @@ class ServerRuns:
         """Distributed mode: a queued run is cancelled before it starts and its session ended
         here; a running one is aborted on its worker (and asked through the store as well),
         waited for up to `CANCEL_WAIT_SECONDS`."""
-        found = await queue.cancel_jobs(self.queue, root.id)
+        found = await queue.cancel_jobs(self.jobs, root.id)
         if found == "todo" or (found is None and not lease_alive(root)):
-            ids = [row.id for row in await SessionRepository(self.db).tree(root.id)]
-            await release_open_holds(self.db, self.ledger, ids)
+            await self._release_tree_holds(root.id)
             await service.abandon(root.id, "cancelled", "cancelled by the user before a worker ran it")
             return
         await SessionRepository(self.db).request_cancel(root.id)
@@ -415,8 +424,7 @@ class ServerRuns:
         for row in await SessionRepository(self.db).unfinished_roots():
             if row.id in self.tasks or lease_alive(row):
                 continue
-            ids = [r.id for r in await SessionRepository(self.db).tree(row.id)]
-            await release_open_holds(self.db, self.ledger, ids)
+            await self._release_tree_holds(row.id)
             actor = Actor(row.user_id or "")
             service = await self.service(actor).open()
             self._spawn(row, actor, service, resume=row.status == "running")
@@ -434,6 +442,5 @@ class ServerRuns:
         if tasks:
             with contextlib.suppress(Exception):
                 await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_SECONDS)
-        if self._queue_open:
-            self._queue_open = False
+        if self.queue is not None:
             await self.queue.close_async()

@@ -79,6 +79,15 @@ credentials = APIKeyHeader(
 )
 
 
+async def _authenticated(
+    request: Request, session: AsyncSession, policy: AuthPolicy, origin: Origin, authorization: str | None
+) -> Principal:
+    """The caller of `authorization`, told to the rate limiter."""
+    principal = await authenticate(session, policy, authorization, origin)
+    await rate_limit_user(request, principal.user_id)
+    return principal
+
+
 async def current_user(
     request: Request,
     session: DbSession,
@@ -86,9 +95,7 @@ async def current_user(
     origin: OriginDep,
     authorization: Annotated[str | None, Security(credentials)],
 ) -> Principal:
-    principal = await authenticate(session, policy, authorization, origin)
-    await rate_limit_user(request, principal.user_id)
-    return principal
+    return await _authenticated(request, session, policy, origin, authorization)
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]
@@ -108,18 +115,25 @@ async def _deny(
     raise keep_writes(PermissionDeniedError(message, details=details or None))
 
 
+async def _with_scope(
+    request: Request, session: AsyncSession, principal: Principal, origin: Origin, scope: str
+) -> Principal:
+    """`principal`, refused (403, audited) without `scope`."""
+    if not principal.has(scope):
+        path = request.url.path
+        await _deny(
+            session, principal, origin, f"this credential lacks the scope {scope}", scope=scope, path=path
+        )
+    return principal
+
+
 def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency giving the caller, refused (403, the scope named) without `scope`."""
 
     async def dependency(
         request: Request, session: DbSession, principal: CurrentUser, origin: OriginDep
     ) -> Principal:
-        if not principal.has(scope):
-            path = request.url.path
-            await _deny(
-                session, principal, origin, f"this credential lacks the scope {scope}", scope=scope, path=path
-            )
-        return principal
+        return await _with_scope(request, session, principal, origin, scope)
 
     dependency.__name__ = f"require_scope_{scope.replace(':', '_')}"
     return dependency
@@ -137,18 +151,8 @@ def require_scope_briefly(scope: str) -> Callable[..., Awaitable[Principal]]:
         authorization: Annotated[str | None, Security(credentials)],
     ) -> Principal:
         async with get_database(request).transaction() as session:
-            principal = await authenticate(session, policy, authorization, origin)
-            await rate_limit_user(request, principal.user_id)
-            if not principal.has(scope):
-                await _deny(
-                    session,
-                    principal,
-                    origin,
-                    f"this credential lacks the scope {scope}",
-                    scope=scope,
-                    path=request.url.path,
-                )
-        return principal
+            principal = await _authenticated(request, session, policy, origin, authorization)
+            return await _with_scope(request, session, principal, origin, scope)
 
     dependency.__name__ = f"require_scope_briefly_{scope.replace(':', '_')}"
     return dependency

@@ -117,8 +117,8 @@ def _queue(settings: Any) -> dict[str, Any]:
 
     try:
         return asyncio.run(read())
-    except QueueSchemaMissing:
-        return {"unavailable": "the procrastinate schema is missing: run `keen db upgrade`"}
+    except QueueSchemaMissing as exc:
+        return {"unavailable": str(exc)}
     except Exception as exc:  # any driver error or the timeout: the database cannot be asked now
         return {"unavailable": f"database unreachable ({type(exc).__name__})"}
 

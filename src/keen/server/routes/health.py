@@ -92,8 +92,8 @@ async def _queue(db: Database, settings: Settings) -> tuple[Queue | None, Check,
     """The queue's jobs and live workers: without a worker, runs are accepted but never start."""
     try:
         state = await asyncio.wait_for(read_queue_state(db, settings), CHECK_TIMEOUT_SECONDS)
-    except QueueSchemaMissing:
-        missing = Check(ok=False, detail="the procrastinate schema is missing: run `keen db upgrade`")
+    except QueueSchemaMissing as exc:
+        missing = Check(ok=False, detail=str(exc))
         return None, missing, Check(ok=False, detail="skipped")
     except Exception as exc:  # a driver error (e.g. no permission) or the timeout
         failed = Check(ok=False, detail=f"unreadable: {type(exc).__name__}")
