@@ -142,6 +142,9 @@ class Subject:
     def __init__(self, name: str, work: Path, steps: int, src: Path | None) -> None:
         self.name = name
         self.env = {**os.environ, "KEEN_HOME": str(work / "home"), "COLUMNS": "120"}
+        # As an installed keen runs: from bytecode caches (the session's own run writes them),
+        # not compiling its modules again in every command as PYTHONDONTWRITEBYTECODE would.
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         if src is not None:
             self.env["PYTHONPATH"] = str(src)
         work.mkdir()

@@ -180,10 +180,15 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def local_database(self) -> Path:
+        """The SQLite file of local mode (used when KEEN_DATABASE_URL is not set)."""
+        return self.keen_home / "keen.db"
+
+    @property
     def database_url(self) -> str:
         if self.keen_database_url is not None:
             return self.keen_database_url.get_secret_value()
-        return f"sqlite+aiosqlite:///{self.keen_home / 'keen.db'}"
+        return f"sqlite+aiosqlite:///{self.local_database}"
 
     def ensure_home(self) -> Path:
         """Create `$KEEN_HOME` (mode 0700) when missing and return it."""

@@ -6,15 +6,24 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
-from keen.store.models import SessionRow
-from keen.store.repo import lease_fresh
+from keen.events.types import utcnow
 
 # A running session renews its lease every few seconds; one not renewed for this long has no
 # live process any more (it was killed, or its machine died) and may be resumed.
 LEASE = timedelta(seconds=15)
+
+
+class Leased(Protocol):
+    """A root's lease columns (a `models.SessionRow` or a `sqlite_reads.SessionRecord`)."""
+
+    @property
+    def lease_owner(self) -> str | None: ...
+    @property
+    def heartbeat_at(self) -> datetime | None: ...
 
 
 def lease_owner() -> str:
@@ -22,7 +31,12 @@ def lease_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def lease_alive(row: SessionRow, lease: timedelta = LEASE) -> bool:
+def lease_fresh(row: Leased, lease: timedelta) -> bool:
+    """Whether a process holds this root's lease and renewed it recently."""
+    return bool(row.lease_owner) and row.heartbeat_at is not None and row.heartbeat_at > utcnow() - lease
+
+
+def lease_alive(row: Leased, lease: timedelta = LEASE) -> bool:
     """Whether a live process runs this root: its lease was renewed lately and, when the owner
     is on this machine, that process still exists (so a `kill -9` is seen at once, not only when
     the lease runs out)."""

@@ -27,6 +27,7 @@ from keen.events.types import Event, SessionRef
 from keen.gitrepo import GitRepo, ensure_repository
 from keen.runner.lease import LEASE, lease_alive
 from keen.runner.options import RunOptions
+from keen.runner.session_view import INTERRUPTED, STATUSES, session_summary, shown_status, shown_tree
 from keen.runner.worktree_lock import WorktreeLock
 from keen.store import Database, SessionRepository, SqlEventStore
 from keen.store.actor import LOCAL_ACTOR, Actor
@@ -34,10 +35,6 @@ from keen.store.db import open_database
 from keen.store.models import SessionRow
 from keen.tools.context import SummonRequest
 from keen.tools.sandbox import Mode, SandboxPolicy, require_sandbox
-
-INTERRUPTED = "interrupted"  # shown for a session left running by a process that is gone
-# Every status a session can show, in the order of its life (what `recent` can filter by).
-STATUSES = ("created", "running", INTERRUPTED, *sorted(ev.TERMINAL_STATUSES))
 
 
 def new_session_id() -> str:
@@ -300,64 +297,19 @@ class SessionService:
         return list(known)
 
     async def tree(self, root_id: str, events: list[Event] | None = None) -> TreeProjection:
-        """The agent tree from the log (`events`, when already read); when no process runs the
-        root any more, its unfinished agents show as `interrupted`, as `status_of` says."""
-        projection = TreeProjection.from_events(await self.events(root_id) if events is None else events)
-        if self.status_of(await self.repo.get(root_id)) == INTERRUPTED:
-            for node in projection.nodes.values():
-                if node.status not in ev.TERMINAL_STATUSES:
-                    node.status = INTERRUPTED
-        return projection
+        """The agent tree from the log (`events`, when already read), as `shown_tree` says."""
+        log = await self.events(root_id) if events is None else events
+        return shown_tree(log, await self.repo.get(root_id), self.mode)
 
     def watch(self, callback: Callback, root_id: str | None = None) -> Callable[[], None]:
         """Call `callback` with every live event and delta (of `root_id`); returns unsubscribe."""
         return self.bus.add_callback(callback, root_id)
 
     def status_of(self, row: SessionRow) -> str:
-        """The status to show: `interrupted` when it says running but no process holds it
-        (except in distributed mode, where a worker takes such a run over by itself)."""
-        if (
-            self.mode != "distributed"
-            and row.status == "running"
-            and row.parent_id is None
-            and row.kind == "agent"
-            and not lease_alive(row)
-        ):
-            return INTERRUPTED
-        return row.status
+        return shown_status(row, self.mode)
 
     def summary(self, row: SessionRow) -> dict[str, Any]:
-        """A session as the CLI's JSON and the API show it."""
-        return {
-            "id": row.id,
-            "short_id": row.short_id,
-            "status": self.status_of(row),
-            "phase": row.phase if row.kind == "agent" else None,  # a conversation has no phases
-            "vision": row.vision,
-            "branch": row.branch_name,
-            "git_branch": row.git_branch,
-            "parent": row.parent_id,
-            "root": row.root_id,
-            "kind": row.kind,
-            "specialization": row.specialization,
-            "depth": row.depth,
-            "model": row.model,
-            "workspace": row.workspace,
-            "totals": {
-                "iterations": row.iterations,
-                "tool_calls": row.tool_calls,
-                "input_tokens": row.input_tokens,
-                "output_tokens": row.output_tokens,
-                "cache_read_tokens": row.cache_read_tokens,
-                "cache_write_tokens": row.cache_write_tokens,
-                "cost_usd": format(row.cost_usd, "f"),
-                "credits": format(row.credits, "f"),
-            },
-            "created_at": row.created_at.isoformat(),
-            "finished_at": row.finished_at.isoformat() if row.finished_at else None,
-            "summary": row.summary,
-            "error": row.error,
-        }
+        return session_summary(row, self.mode)
 
     # -- running ----------------------------------------------------------------------------
 

@@ -24,12 +24,11 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from keen.errors import ConfigError
 from keen.store.actor import Actor
+from keen.store.revision import HEAD_REVISION
 
 T = TypeVar("T")
 E = TypeVar("E", bound=BaseException)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-# The newest migration; a test checks it matches Alembic's head so this cannot drift.
-HEAD_REVISION = "0005"
 
 
 def async_url(url: str) -> str:

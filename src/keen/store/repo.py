@@ -186,7 +186,12 @@ class SessionRepository:
             rows = (
                 await s.scalars(
                     self._query()
-                    .where(or_(SessionRow.id.startswith(ident), SessionRow.short_id.startswith(ident)))
+                    .where(
+                        or_(
+                            SessionRow.id.startswith(ident, autoescape=True),
+                            SessionRow.short_id.startswith(ident, autoescape=True),
+                        )
+                    )
                     .limit(2)
                 )
             ).all()
@@ -298,11 +303,6 @@ class SessionRepository:
             conn.execute(update(SessionRow).where(SessionRow.id == session_id).values(**values))
 
         await self.db.write(work, self.actor)
-
-
-def lease_fresh(row: SessionRow, lease: timedelta) -> bool:
-    """Whether a process holds this root's lease and renewed it recently."""
-    return bool(row.lease_owner) and row.heartbeat_at is not None and row.heartbeat_at > utcnow() - lease
 
 
 def _new_session_values(event: Event, user_id: str | None) -> dict[str, Any]:

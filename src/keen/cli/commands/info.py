@@ -30,7 +30,7 @@ def status_command(*, as_json: bool, verbose: bool) -> int:
             "credits": None,
             "model": settings.keen_model,
             "home": str(settings.keen_home),
-            "database": f"sqlite {settings.keen_home / 'keen.db'}"
+            "database": f"sqlite {settings.local_database}"
             if url is None
             else masked_url(url.get_secret_value()),
             "sandbox": _sandbox(settings),

@@ -23,6 +23,13 @@ def _service() -> Any:
     return SessionService(settings_or_fail())
 
 
+def _reads() -> Any:
+    """What the read commands read through: local mode's file directly, when it can be."""
+    from keen.runner.session_view import session_reads
+
+    return session_reads(settings_or_fail())
+
+
 def list_command(*, limit: int, status: str | None, as_json: bool, local: bool = False) -> int:
     async def load() -> list[dict[str, Any]]:
         async with _service() as service:
@@ -77,7 +84,7 @@ def show_command(session_id: str, *, tree: bool, events: bool, as_json: bool, lo
     from keen.events.projections import TreeProjection
 
     async def load() -> tuple[dict[str, Any], list[Any], TreeProjection]:
-        async with _service() as service:
+        async with _reads() as service:
             row = await service.get(session_id)
             log = await service.events(row.root_id)
             return service.summary(row), log, await service.tree(row.root_id, log)
@@ -101,7 +108,7 @@ def render_show(
     """A session (`summary` as the API shows one) with its own events and its tree."""
     from keen.cli.views import event_line, report_renderable, tree_renderable
     from keen.events import types as ev
-    from keen.runner.sessions import INTERRUPTED
+    from keen.runner.session_view import INTERRUPTED
 
     own = [e for e in log if e.session_id == summary["id"] or summary["parent"] is None]
     if as_json:
@@ -139,7 +146,7 @@ def logs_command(session_id: str, *, follow: bool, local: bool = False) -> int:
 
     async def stream() -> None:
         console = stdout_console()
-        async with _service() as service:
+        async with _reads() as service:
             row = await service.get(session_id)
             projection = TreeProjection()
             after = 0
@@ -179,7 +186,7 @@ def replay_command(session_id: str, *, speed: float) -> int:
     from keen.events import types as ev
 
     async def load() -> tuple[Any, list[Any]]:
-        async with _service() as service:
+        async with _reads() as service:
             root = await service.root(session_id)
             return root, await service.events(root.id)
 

@@ -22,7 +22,8 @@ from keen.events.bus import LiveDelta
 from keen.events.types import Event
 from keen.runner import workspace_view
 from keen.runner.server_runs import ServerRuns
-from keen.runner.sessions import STATUSES, SessionService
+from keen.runner.session_view import STATUSES
+from keen.runner.sessions import SessionService
 from keen.server.agent_schemas import (
     EventOut,
     EventPage,
