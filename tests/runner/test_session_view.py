@@ -3,6 +3,7 @@ as the session service does, and loads neither SQLAlchemy nor the runner."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import subprocess
@@ -79,8 +80,6 @@ async def test_the_service_reads_a_file_not_at_this_keens_revision_and_upgrades_
 
 
 def test_the_read_commands_load_neither_sqlalchemy_nor_the_runner(repo: Path, tmp_path: Path) -> None:
-    import asyncio
-
     script = write_script(tmp_path / "s.json", [complete("done")])
     session_id = asyncio.run(run_session(repo, script)).result.session_id
     probe = (

@@ -55,6 +55,12 @@ def _fields(row: object) -> dict[str, object]:
     return {f.name: getattr(row, f.name) for f in dataclasses.fields(SessionRecord)}
 
 
+def test_a_record_has_every_column_of_the_sessions_table() -> None:
+    from keen.store.models import SessionRow
+
+    assert [f.name for f in dataclasses.fields(SessionRecord)] == list(SessionRow.__table__.columns.keys())
+
+
 async def test_rows_and_events_equal_the_repositories(tmp_path: Path) -> None:
     db = await _populated(tmp_path / "keen.db")
     reads = open_local(tmp_path / "keen.db", LOCAL_ACTOR)

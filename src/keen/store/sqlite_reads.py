@@ -69,7 +69,8 @@ class SessionRecord:
     error: str | None
 
 
-_COLUMNS = ", ".join(SessionRecord.__dataclass_fields__)
+_FIELDS = tuple(SessionRecord.__dataclass_fields__)
+_COLUMNS = ", ".join(_FIELDS)
 _JSON = {"options"}
 _MONEY_COLUMNS = {"cost_usd", "credits"}
 _TIMES = {"cancel_requested_at", "heartbeat_at", "created_at", "started_at", "finished_at"}
@@ -81,8 +82,8 @@ def _utc(text: str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _record(names: list[str], row: tuple[Any, ...]) -> SessionRecord:
-    values: dict[str, Any] = dict(zip(names, row, strict=True))
+def _record(row: tuple[Any, ...]) -> SessionRecord:
+    values: dict[str, Any] = dict(zip(_FIELDS, row, strict=True))
     for name in _JSON:
         values[name] = orjson.loads(values[name]) if values[name] is not None else None
     for name in _MONEY_COLUMNS:
@@ -115,11 +116,8 @@ class SqliteReads:
 
     def _sessions(self, where: str, params: tuple[Any, ...], limit: int) -> list[SessionRecord]:
         where, params = self._owned(where, params)
-        cursor = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM sessions WHERE {where} LIMIT {int(limit)}", params
-        )
-        names = [d[0] for d in cursor.description]
-        return [_record(names, row) for row in cursor.fetchall()]
+        rows = self._conn.execute(f"SELECT {_COLUMNS} FROM sessions WHERE {where} LIMIT {int(limit)}", params)
+        return [_record(row) for row in rows.fetchall()]
 
     def get(self, session_id: str) -> SessionRecord:
         """A session by full id or by an unambiguous prefix of its id or short id."""
